@@ -1,0 +1,33 @@
+"""nbloss: Numba-compiled, parallel CPU loss kernels with exact gradients and Hessians.
+
+Layout: :mod:`nbloss._numerics` (scalar stable formulas), :mod:`nbloss.kernels`
+(one module per loss family), :mod:`nbloss._validation` (input checks),
+:mod:`nbloss.losses` (the public loss objects), :mod:`nbloss._threading`
+(threading layer and thread count).
+"""
+
+from ._threading import get_num_threads, set_num_threads, threading_layer
+from .losses import (
+    BinaryCrossEntropy,
+    BinaryFocalLoss,
+    CrossEntropy,
+    FocalLoss,
+    HuberLoss,
+    PseudoHuberLoss,
+    SquaredError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BinaryCrossEntropy",
+    "BinaryFocalLoss",
+    "CrossEntropy",
+    "FocalLoss",
+    "HuberLoss",
+    "PseudoHuberLoss",
+    "SquaredError",
+    "get_num_threads",
+    "set_num_threads",
+    "threading_layer",
+]

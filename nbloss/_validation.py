@@ -1,0 +1,155 @@
+"""Python-side validation: the one place where inputs become kernel arrays.
+
+Everything a kernel receives went through here: float32/float64 C-contiguous
+``raw_prediction`` (no copy when it already is), int64 labels, targets and
+weights in the dtype of ``raw_prediction``.  Checks that need a pass of their
+own are done here; checks the kernels can fold into their pass (NaN logits,
+label range, target range) are reported by the kernels as a first bad row and
+turned into messages by :func:`raise_for_bad_rows`.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def as_float_array(x, name: str, dtype=None) -> np.ndarray:
+    """``x`` as a C-contiguous float32/float64 array, copying only when needed.
+
+    float32 and float64 are kept (or cast to ``dtype`` when given); integer and
+    bool become float64; float16 becomes float32; anything else (complex,
+    object, strings) raises ``TypeError`` naming the argument.
+    """
+    arr = np.asarray(x)
+    kind = arr.dtype.kind
+    if kind not in "fiub":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    if dtype is None:
+        if kind == "f" and arr.dtype.itemsize in (4, 8):
+            dtype = arr.dtype
+        elif kind == "f" and arr.dtype.itemsize < 4:
+            dtype = np.dtype(np.float32)
+        else:
+            dtype = np.dtype(np.float64)
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def as_raw(raw_prediction, *, two_d_only: bool) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Return ``(raw2d, shape)``: a (n, L) view of ``raw_prediction`` and its own shape."""
+    raw = as_float_array(raw_prediction, "raw_prediction")
+    if two_d_only:
+        if raw.ndim != 2:
+            raise ValueError(f"raw_prediction must be 2-D (n_samples, n_classes), got shape {raw.shape}")
+        if raw.shape[1] < 2:
+            raise ValueError(f"raw_prediction must have at least 2 columns (classes), got {raw.shape[1]}")
+        return raw, raw.shape
+    if raw.ndim == 1:
+        return raw.reshape(-1, 1), raw.shape
+    if raw.ndim == 2:
+        return raw, raw.shape
+    raise ValueError(f"raw_prediction must be 1-D or 2-D, got shape {raw.shape}")
+
+
+def as_labels(y_true, n_samples: int) -> np.ndarray:
+    """Class indices as int64 (range is checked by the kernels, before indexing)."""
+    y = np.asarray(y_true)
+    if y.dtype.kind not in "fiub":
+        raise TypeError(f"y_true must hold class indices (integers), got dtype {y.dtype}")
+    if y.shape != (n_samples,):
+        raise ValueError(f"y_true must have shape ({n_samples},) to match raw_prediction, got {y.shape}")
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y) | (y != np.floor(y)) | (np.abs(y) > 2.0**62)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ValueError(f"y_true must hold integral class indices; row {row} has {y[row]!r}")
+    return np.ascontiguousarray(y, dtype=np.int64)
+
+
+def as_targets(y_true, raw2d: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Targets with the shape of ``raw_prediction``, as a (n, L) array of its dtype."""
+    y = as_float_array(y_true, "y_true", dtype=raw2d.dtype)
+    if y.shape != shape:
+        raise ValueError(f"y_true must have the shape of raw_prediction {shape}, got {y.shape}")
+    return y.reshape(raw2d.shape)
+
+
+def as_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray:
+    """Finite, non-negative (n,) weights in ``dtype``; a (0,) array stands for None."""
+    if sample_weight is None:
+        return np.empty(0, dtype=dtype)
+    sw = as_float_array(sample_weight, "sample_weight", dtype=dtype)
+    if sw.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},), got {sw.shape}")
+    bad = ~(np.isfinite(sw) & (sw >= 0))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(
+            f"sample_weight must be finite and non-negative (in {np.dtype(dtype).name}); "
+            f"row {row} has {sample_weight[row]!r}"
+        )
+    return sw
+
+
+def check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def output_array(out, name: str, shape: tuple[int, ...], dtype, raw: np.ndarray) -> np.ndarray:
+    """A caller's ``out`` buffer after checks, or a new array."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape) or out.dtype != dtype:
+        raise ValueError(
+            f"{name} must have shape {tuple(shape)} and dtype {np.dtype(dtype).name}, "
+            f"got shape {out.shape} and dtype {out.dtype.name}"
+        )
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{name} must be C-contiguous and writeable")
+    if np.may_share_memory(out, raw):
+        raise ValueError(f"{name} must not share memory with raw_prediction")
+    return out
+
+
+def check_distinct(gradient_out: np.ndarray, hessian_out: np.ndarray) -> None:
+    if np.may_share_memory(gradient_out, hessian_out):
+        raise ValueError("gradient_out and hessian_out must not share memory")
+
+
+def raise_for_bad_rows(n: int, bad_target: int, bad_raw: int, y_true, raw2d: np.ndarray,
+                       target_rule: str) -> None:
+    """Turn a kernel's first-bad-row report into a ``ValueError`` (no-op if none)."""
+    if bad_target < n:
+        value = np.asarray(y_true).reshape(n, -1)[bad_target]
+        shown = value[0] if value.shape[0] == 1 else value
+        raise ValueError(f"y_true {target_rule}; row {bad_target} has {shown!r}")
+    if bad_raw < n:
+        raise ValueError(f"raw_prediction must not contain NaN; row {bad_raw} has {raw2d[bad_raw]!r}")
+
+
+def positive_scalar(value, name: str, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    ok = value >= 0 if allow_zero else value > 0
+    if not (np.isfinite(value) and ok):
+        raise ValueError(f"{name} must be finite and {'>= 0' if allow_zero else '> 0'}, got {value}")
+    return value
+
+
+def per_class_vector(value, name: str, size: int) -> np.ndarray:
+    """A finite, non-negative float64 vector of length ``size``."""
+    vec = as_float_array(value, name, dtype=np.float64)
+    if vec.shape != (size,):
+        raise ValueError(f"{name} must have shape ({size},), got {vec.shape}")
+    bad = ~(np.isfinite(vec) & (vec >= 0))
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise ValueError(f"{name} must be finite and non-negative; entry {k} is {vec[k]!r}")
+    return vec

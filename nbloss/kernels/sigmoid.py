@@ -1,0 +1,84 @@
+"""Sigmoid-family element formulas: binary cross-entropy with logits and
+sigmoid (binary) focal loss, plus the stable sigmoid for ``predict_proba``.
+
+Each ``*_element`` returns ``(loss, grad, hess, target_ok)`` for one logit
+``z`` and target ``y`` in [0, 1]; :mod:`nbloss.kernels.elementwise` runs them
+over rows.
+"""
+
+from __future__ import annotations
+
+from numba import njit, prange
+
+from .._numerics import sigmoid_pair, softplus_pair, weighted
+
+_inline = njit(inline="always", cache=True)
+
+
+@_inline
+def bce_element(y, z, pos_weight):
+    """``pw y softplus(-z) + (1 - y) softplus(z)`` (PyTorch's ``pos_weight``).
+
+    Gradient ``(1 - y) sigmoid(z) - pw y sigmoid(-z)``; Hessian
+    ``(pw y + 1 - y) sigmoid(z) sigmoid(-z)``.  Both sigmoids come from one
+    ``exp(-|z|)``, so a 0/1 target's gradient never cancels.
+    """
+    y = float(y)
+    pos = pos_weight * y
+    neg = 1.0 - y
+    sp_pos, sp_neg = softplus_pair(z)
+    sig, sig_neg, curv = sigmoid_pair(z)
+    loss = weighted(pos, sp_neg) + weighted(neg, sp_pos)
+    grad = neg * sig - pos * sig_neg
+    hess = (pos + neg) * curv
+    return loss, grad, hess, 0.0 <= y <= 1.0
+
+
+@_inline
+def binary_focal_element(y, z, gamma, alpha):
+    """torchvision's ``sigmoid_focal_loss``: ``alpha_t v^gamma ce``.
+
+    ``ce`` is the BCE above (no ``pos_weight``), ``v = 1 - p_t = y sigmoid(-z)
+    + (1 - y) sigmoid(z)`` (a sum, no cancellation), ``alpha_t = alpha y +
+    (1 - alpha)(1 - y)`` or 1 when ``alpha < 0`` (disabled).  With
+    ``s = sigmoid(z) sigmoid(-z)``, ``R = (1 - 2y) s / v`` (``|R| <= 2``, as
+    ``v >= y sigmoid(-z)`` and ``v >= (1 - y) sigmoid(z)``) and
+    ``D = sigmoid(z) - y``:
+
+    * ``dl/dz = alpha_t v^gamma (gamma R ce + D)``,
+    * ``d2l/dz2 = alpha_t v^gamma [gamma (gamma - 1) R^2 ce
+      + gamma R (sigmoid(-z) - sigmoid(z)) ce + 2 gamma R D + s]``.
+
+    Writing ``v^(gamma - k)`` as ``v^gamma R^k / s^k`` keeps every term finite
+    as ``v -> 0`` for any ``gamma >= 0``.
+    """
+    y = float(y)
+    neg = 1.0 - y
+    sp_pos, sp_neg = softplus_pair(z)
+    sig, sig_neg, curv = sigmoid_pair(z)
+    ce = weighted(y, sp_neg) + weighted(neg, sp_pos)
+    v = y * sig_neg + neg * sig
+    alpha_t = 1.0 if alpha < 0.0 else alpha * y + (1.0 - alpha) * neg
+    scale = alpha_t * v**gamma
+    ratio = (1.0 - 2.0 * y) * curv / v if v > 0.0 else 0.0
+    diff = neg * sig - y * sig_neg
+    loss = weighted(scale, ce)
+    grad = scale * (gamma * weighted(ratio, ce) + diff)
+    hess = scale * (gamma * (gamma - 1.0) * weighted(ratio * ratio, ce)
+                    + gamma * weighted(ratio * (sig_neg - sig), ce)
+                    + 2.0 * gamma * ratio * diff + curv)
+    return loss, grad, hess, 0.0 <= y <= 1.0
+
+
+@njit(parallel=True, cache=True)
+def sigmoid(raw, out):
+    """``out = sigmoid(raw)`` for (n, L) arrays.  Returns the first row holding a NaN."""
+    n, n_cols = raw.shape
+    bad_raw = n
+    for i in prange(n):
+        for j in range(n_cols):
+            z = raw[i, j]
+            if z != z:
+                bad_raw = min(bad_raw, i)
+            out[i, j] = sigmoid_pair(z)[0]
+    return bad_raw

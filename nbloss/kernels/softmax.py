@@ -1,0 +1,341 @@
+"""Softmax-family kernels: cross-entropy (class indices or soft targets) and
+softmax focal loss.
+
+Shapes: ``raw`` (n, K); ``labels`` (n,) int64; ``targets`` (n, K);
+per-class arrays (K,) float64; ``loss_out`` (n,) or (0,);
+``grad_out``/``hess_out`` (n, K) or (0, K).
+
+Numerics of a row ``z`` with maximum ``m`` at index ``km`` (first occurrence):
+``e_k = exp(z_k - m)``, ``S = 1 + S'`` with ``S' = sum_{k != km} e_k`` formed
+without the 1, so ``log S = log1p(S')`` keeps tiny losses exact and
+``1 - p_km = S' / S`` keeps the curvature of a confident row.  For the
+labelled class ``y`` we form ``1 - p_y = rest_y / S`` from the other classes'
+terms, never by subtraction from 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit, prange
+
+from .._numerics import shifted, weighted
+
+_inline = njit(inline="always", cache=True)
+
+
+@_inline
+def _row_max(z):
+    m = z[0]
+    km = 0
+    for k in range(1, z.shape[0]):
+        if z[k] > m:
+            m = z[k]
+            km = k
+    return m, km
+
+
+@_inline
+def _row_exp_sum(z, m, km):
+    """``S'``; NaN if the row holds a NaN.
+
+    A NaN never becomes the maximum unless it is ``z[0]``, and then ``m`` is
+    NaN and every other term is NaN, so checking ``S'`` finds every NaN row.
+    """
+    s_rest = 0.0
+    for k in range(z.shape[0]):
+        if k != km:
+            s_rest += math.exp(shifted(z[k], m))
+    return s_rest
+
+
+@_inline
+def _row_exp_store(z, m, km, buf):
+    """``S'``, storing ``e_k`` in ``buf`` (a gradient or Hessian row) for the next pass."""
+    s_rest = 0.0
+    for k in range(z.shape[0]):
+        e = math.exp(shifted(z[k], m))
+        buf[k] = e
+        if k != km:
+            s_rest += e
+    return s_rest
+
+
+@_inline
+def _row_has_nan(z):
+    for k in range(z.shape[0]):
+        if z[k] != z[k]:
+            return True
+    return False
+
+
+@_inline
+def _zero_row(i, loss_out, grad_out, hess_out, want_grad, want_hess):
+    """Outputs of a row that does not count (``ignore_index``, or a bad label)."""
+    if loss_out.shape[0] > 0:
+        loss_out[i] = 0.0
+    if want_grad:
+        grad_out[i, :] = 0.0
+    if want_hess:
+        hess_out[i, :] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def label_weight_total(labels, sample_weight, class_weight, has_ignore, ignore_index):
+    """Total weight ``sum_i s_i * w[y_i]`` over counted rows; validates labels.
+
+    Returns ``(total, first_bad_row)``.  Runs before any kernel that needs the
+    total (a mean's gradient) and so validates labels before anything indexes.
+    """
+    n = labels.shape[0]
+    n_classes = class_weight.shape[0]
+    has_sw = sample_weight.shape[0] > 0
+    total = 0.0
+    bad = n
+    for i in prange(n):
+        y = labels[i]
+        if has_ignore and y == ignore_index:
+            continue
+        if y < 0 or y >= n_classes:
+            bad = min(bad, i)
+            continue
+        s = float(sample_weight[i]) if has_sw else 1.0
+        total += s * class_weight[y]
+    return total, bad
+
+
+@njit(parallel=True, cache=True)
+def cross_entropy_labels(labels, raw, sample_weight, main_w, smooth_w, smooth_rest,
+                         smooth_total, has_ignore, ignore_index, grad_scale,
+                         loss_out, grad_out, hess_out, want_grad, want_hess):
+    """Cross-entropy with class indices, class weights and label smoothing.
+
+    Per row with weight ``s``: coefficients ``c_k = s * (main_w[y] [k == y] +
+    smooth_w[k])`` (``main_w = (1 - eps) w``, ``smooth_w = eps w / K``, so the
+    row loss is PyTorch's), loss ``sum_k c_k (log S - (z_k - m))``, a sum of
+    non-negative terms; gradient ``C p_j - c_j`` with ``C = sum_k c_k``;
+    Hessian ``C p_j (1 - p_j)``.  For ``j = y`` the gradient is
+    ``s * smooth_rest[y] - C (1 - p_y)`` with ``smooth_rest[y] = sum_{k != y}
+    smooth_w[k]``, exact zero plus a product when there is no smoothing.
+
+    Returns ``(loss_sum, first_bad_label, first_bad_raw)``.
+    """
+    n, n_classes = raw.shape
+    has_sw = sample_weight.shape[0] > 0
+    store_loss = loss_out.shape[0] > 0
+    smoothing = smooth_total > 0.0
+    loss_sum = 0.0
+    bad_label = n
+    bad_raw = n
+    for i in prange(n):
+        z = raw[i]
+        y = labels[i]
+        ignored = has_ignore and y == ignore_index
+        if ignored or y < 0 or y >= n_classes:
+            if not ignored:
+                bad_label = min(bad_label, i)
+            if _row_has_nan(z):
+                bad_raw = min(bad_raw, i)
+            _zero_row(i, loss_out, grad_out, hess_out, want_grad, want_hess)
+        else:
+            s = float(sample_weight[i]) if has_sw else 1.0
+            m, km = _row_max(z)
+            if want_grad:
+                s_rest = _row_exp_store(z, m, km, grad_out[i])
+            elif want_hess:
+                s_rest = _row_exp_store(z, m, km, hess_out[i])
+            else:
+                s_rest = _row_exp_sum(z, m, km)
+            if s_rest != s_rest:
+                bad_raw = min(bad_raw, i)
+            log_s = math.log1p(s_rest)
+            d_y = shifted(z[y], m)
+            a = s * main_w[y]
+            row_loss = weighted(a, log_s - d_y)
+            if smoothing:
+                for k in range(n_classes):
+                    row_loss += weighted(s * smooth_w[k], log_s - shifted(z[k], m))
+            loss_sum += row_loss
+            if store_loss:
+                loss_out[i] = row_loss
+            if want_grad or want_hess:
+                c_total = a + s * smooth_total
+                inv_s = 1.0 / (1.0 + s_rest)
+                rest_y = s_rest if y == km else 1.0 + (s_rest - math.exp(d_y))
+                src = grad_out[i] if want_grad else hess_out[i]
+                for j in range(n_classes):
+                    p = src[j] * inv_s
+                    if want_hess:
+                        one_minus_p = s_rest * inv_s if j == km else 1.0 - p
+                        hess_out[i, j] = grad_scale * c_total * p * one_minus_p
+                    if want_grad:
+                        if j == y:
+                            g = s * smooth_rest[y] - c_total * (rest_y * inv_s)
+                        else:
+                            g = c_total * p - s * smooth_w[j]
+                        grad_out[i, j] = grad_scale * g
+    return loss_sum, bad_label, bad_raw
+
+
+@njit(parallel=True, cache=True)
+def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, target_tol,
+                       grad_scale, loss_out, grad_out, hess_out, want_grad, want_hess):
+    """Cross-entropy with soft targets (rows of class probabilities).
+
+    Coefficients ``c_k = s * w_k * ((1 - eps) q_k + eps / K)``; loss, gradient
+    and Hessian as in :func:`cross_entropy_labels`.  A target row is bad when an
+    entry is outside [0, 1] (or NaN) or the row sum is off 1 by more than
+    ``target_tol``.  Returns ``(loss_sum, first_bad_target, first_bad_raw)``.
+    """
+    n, n_classes = raw.shape
+    has_sw = sample_weight.shape[0] > 0
+    store_loss = loss_out.shape[0] > 0
+    keep = 1.0 - smoothing
+    spread = smoothing / n_classes
+    loss_sum = 0.0
+    bad_target = n
+    bad_raw = n
+    for i in prange(n):
+        z = raw[i]
+        q = targets[i]
+        s = float(sample_weight[i]) if has_sw else 1.0
+        m, km = _row_max(z)
+        if want_grad:
+            s_rest = _row_exp_store(z, m, km, grad_out[i])
+        elif want_hess:
+            s_rest = _row_exp_store(z, m, km, hess_out[i])
+        else:
+            s_rest = _row_exp_sum(z, m, km)
+        if s_rest != s_rest:
+            bad_raw = min(bad_raw, i)
+        c_total = 0.0
+        linear = 0.0
+        q_sum = 0.0
+        q_ok = True
+        for k in range(n_classes):
+            qk = float(q[k])
+            if not (0.0 <= qk <= 1.0):
+                q_ok = False
+            q_sum += qk
+            c = s * class_weight[k] * (keep * qk + spread)
+            c_total += c
+            linear += weighted(c, -shifted(z[k], m))
+        if not q_ok or abs(q_sum - 1.0) > target_tol:
+            bad_target = min(bad_target, i)
+        row_loss = weighted(c_total, math.log1p(s_rest)) + linear
+        loss_sum += row_loss
+        if store_loss:
+            loss_out[i] = row_loss
+        if want_grad or want_hess:
+            inv_s = 1.0 / (1.0 + s_rest)
+            src = grad_out[i] if want_grad else hess_out[i]
+            for j in range(n_classes):
+                p = src[j] * inv_s
+                if want_hess:
+                    one_minus_p = s_rest * inv_s if j == km else 1.0 - p
+                    hess_out[i, j] = grad_scale * c_total * p * one_minus_p
+                if want_grad:
+                    c = s * class_weight[j] * (keep * float(q[j]) + spread)
+                    grad_out[i, j] = grad_scale * (c_total * p - c)
+    return loss_sum, bad_target, bad_raw
+
+
+@njit(parallel=True, cache=True)
+def focal_labels(labels, raw, sample_weight, alpha, gamma, has_ignore, ignore_index,
+                 grad_scale, loss_out, grad_out, hess_out, want_grad, want_hess):
+    """Softmax focal loss ``-alpha_y (1 - p_y)^gamma log p_y``.
+
+    With ``p = p_y``, ``u = 1 - p``, ``L = -log p``, ``rho = L / u`` and
+    ``q = p rho`` (all finite in the limits ``p -> 0`` and ``p -> 1``, where
+    ``rho -> 1``), the derivatives of ``l = a u^gamma L`` (``a = s alpha_y``):
+
+    * ``dl/dz_y = -G u`` and ``dl/dz_j = G p_j`` (``j != y``), with
+      ``G = a u^gamma (gamma q + 1)``;
+    * ``d2l/dz_y2 = a u^gamma u [gamma u (2p - q) + gamma^2 p q + p]``;
+    * ``d2l/dz_j2 = a u^gamma p_j [gamma (2p - q) p_j
+      + gamma (gamma - 1) p q r_j + (gamma q + 1)(1 - p_j)]``
+      with ``r_j = p_j / u <= 1``.
+
+    (From ``l = a f(p)`` and ``dp/dz_j = p (delta_jy - p_j)``; this is not the
+    binary focal Hessian applied per class.)  ``gamma = 0`` gives cross-entropy.
+    Returns ``(loss_sum, first_bad_label, first_bad_raw)``.
+    """
+    n, n_classes = raw.shape
+    has_sw = sample_weight.shape[0] > 0
+    store_loss = loss_out.shape[0] > 0
+    loss_sum = 0.0
+    bad_label = n
+    bad_raw = n
+    for i in prange(n):
+        z = raw[i]
+        y = labels[i]
+        ignored = has_ignore and y == ignore_index
+        if ignored or y < 0 or y >= n_classes:
+            if not ignored:
+                bad_label = min(bad_label, i)
+            if _row_has_nan(z):
+                bad_raw = min(bad_raw, i)
+            _zero_row(i, loss_out, grad_out, hess_out, want_grad, want_hess)
+        else:
+            s = float(sample_weight[i]) if has_sw else 1.0
+            m, km = _row_max(z)
+            if want_grad:
+                s_rest = _row_exp_store(z, m, km, grad_out[i])
+            elif want_hess:
+                s_rest = _row_exp_store(z, m, km, hess_out[i])
+            else:
+                s_rest = _row_exp_sum(z, m, km)
+            if s_rest != s_rest:
+                bad_raw = min(bad_raw, i)
+            d_y = shifted(z[y], m)
+            nll = math.log1p(s_rest) - d_y
+            inv_s = 1.0 / (1.0 + s_rest)
+            e_y = math.exp(d_y)
+            rest_y = s_rest if y == km else 1.0 + (s_rest - e_y)
+            p_y = e_y * inv_s
+            u = rest_y * inv_s
+            a_u = s * alpha[y] * u**gamma
+            row_loss = weighted(a_u, nll)
+            loss_sum += row_loss
+            if store_loss:
+                loss_out[i] = row_loss
+            if want_grad or want_hess:
+                rho = nll / u if u > 0.0 else 1.0
+                q = 0.0 if p_y == 0.0 else p_y * rho
+                big_g = a_u * (gamma * q + 1.0)
+                src = grad_out[i] if want_grad else hess_out[i]
+                for j in range(n_classes):
+                    e = src[j]
+                    p = e * inv_s
+                    if j == y:
+                        g = -big_g * u
+                        h = a_u * u * (gamma * u * (2.0 * p_y - q) + gamma * gamma * p_y * q + p_y)
+                    else:
+                        g = big_g * p
+                        r = e / rest_y if rest_y > 0.0 else 0.0
+                        one_minus_p = s_rest * inv_s if j == km else 1.0 - p
+                        h = a_u * p * (gamma * (2.0 * p_y - q) * p
+                                       + gamma * (gamma - 1.0) * p_y * q * r
+                                       + (gamma * q + 1.0) * one_minus_p)
+                    if want_hess:
+                        hess_out[i, j] = grad_scale * h
+                    if want_grad:
+                        grad_out[i, j] = grad_scale * g
+    return loss_sum, bad_label, bad_raw
+
+
+@njit(parallel=True, cache=True)
+def softmax(raw, out):
+    """``out = softmax(raw)`` row-wise.  Returns the first row holding a NaN (n if none)."""
+    n, n_classes = raw.shape
+    bad_raw = n
+    for i in prange(n):
+        z = raw[i]
+        m, km = _row_max(z)
+        s_rest = _row_exp_store(z, m, km, out[i])
+        if s_rest != s_rest:
+            bad_raw = min(bad_raw, i)
+        inv_s = 1.0 / (1.0 + s_rest)
+        for j in range(n_classes):
+            out[i, j] = out[i, j] * inv_s
+    return bad_raw
