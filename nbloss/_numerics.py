@@ -61,3 +61,29 @@ def weighted(coef, value):
     if coef == 0.0:
         return 0.0
     return coef * value
+
+
+# Deterministic reductions.  A prange reduction is combined in whatever order
+# the scheduler ran the chunks, so its last bits change from call to call (and
+# with the thread count).  Kernels instead split rows into a fixed number of
+# blocks, sum each block in order and then the block sums in order: the result
+# is bit-identical for every call, thread count and threading layer.
+N_BLOCKS = 512
+
+
+@_inline
+def n_blocks(n):
+    return min(n, N_BLOCKS)
+
+
+@_inline
+def block_start(b, n, nb):
+    return b * n // nb
+
+
+@_inline
+def ordered_sum(partial):
+    total = 0.0
+    for b in range(partial.shape[0]):
+        total += partial[b]
+    return total

@@ -292,8 +292,8 @@ class CrossEntropy(_SoftmaxLoss):
     class_weight : array-like of shape (K,), "balanced" or None
         Per-class weights (PyTorch's ``weight``).  ``"balanced"`` uses
         ``n / (K * count_k)`` from the counted rows of each call's ``y_true``
-        (scikit-learn's rule; soft targets count their probabilities); every
-        class must then occur.
+        (scikit-learn's rule; soft targets count their probabilities).  A class
+        absent from the counted rows gets weight 0: it has nothing to balance.
     label_smoothing : float in [0, 1), default 0
         Mixes the target with the uniform distribution, as PyTorch.
     ignore_index : int or None
@@ -347,10 +347,8 @@ class CrossEntropy(_SoftmaxLoss):
                 labels = labels[labels != self.ignore_index]
             counts = np.bincount(labels, minlength=k).astype(np.float64)
             n_counted = float(labels.shape[0])
-        if not (counts > 0).all():
-            missing = int(np.argmax(~(counts > 0)))
-            raise ValueError(f"class_weight='balanced' needs every class in y_true; class {missing} is absent")
-        return n_counted / (k * counts)
+        present = counts > 0
+        return np.divide(n_counted, k * counts, out=np.zeros(k), where=present)
 
     _row_class_weight = _weights
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from numba import njit, prange
 
-from .._numerics import weighted
+import numpy as np
+
+from .._numerics import block_start, n_blocks, ordered_sum, weighted
 from .regression import huber_element, pseudo_huber_element, squared_error_element
 from .sigmoid import bce_element, binary_focal_element
 
@@ -46,27 +48,31 @@ def elementwise(kind, targets, raw, sample_weight, col_param, extra, grad_scale,
     n, n_cols = raw.shape
     has_sw = sample_weight.shape[0] > 0
     store_loss = loss_out.shape[0] > 0
-    loss_sum = 0.0
+    nb = n_blocks(n)
+    partial = np.zeros(nb)
     bad_target = n
     bad_raw = n
-    for i in prange(n):
-        s = float(sample_weight[i]) if has_sw else 1.0
-        g_scale = grad_scale * s
-        row_loss = 0.0
-        for j in range(n_cols):
-            z = raw[i, j]
-            loss, grad, hess, target_ok = _element(kind, targets[i, j], z, col_param[j], extra)
-            if not target_ok:
-                bad_target = min(bad_target, i)
-            if z != z:
-                bad_raw = min(bad_raw, i)
-            weighted_loss = weighted(s, loss)
-            row_loss += weighted_loss
-            if store_loss:
-                loss_out[i, j] = weighted_loss
-            if want_grad:
-                grad_out[i, j] = weighted(g_scale, grad)
-            if want_hess:
-                hess_out[i, j] = weighted(g_scale, hess)
-        loss_sum += row_loss
-    return loss_sum, bad_target, bad_raw
+    for b in prange(nb):
+        acc = 0.0
+        for i in range(block_start(b, n, nb), block_start(b + 1, n, nb)):
+            s = float(sample_weight[i]) if has_sw else 1.0
+            g_scale = grad_scale * s
+            row_loss = 0.0
+            for j in range(n_cols):
+                z = raw[i, j]
+                loss, grad, hess, target_ok = _element(kind, targets[i, j], z, col_param[j], extra)
+                if not target_ok:
+                    bad_target = min(bad_target, i)
+                if z != z:
+                    bad_raw = min(bad_raw, i)
+                weighted_loss = weighted(s, loss)
+                row_loss += weighted_loss
+                if store_loss:
+                    loss_out[i, j] = weighted_loss
+                if want_grad:
+                    grad_out[i, j] = weighted(g_scale, grad)
+                if want_hess:
+                    hess_out[i, j] = weighted(g_scale, hess)
+            acc += row_loss
+        partial[b] = acc
+    return ordered_sum(partial), bad_target, bad_raw

@@ -19,7 +19,9 @@ import math
 
 from numba import njit, prange
 
-from .._numerics import shifted, weighted
+import numpy as np
+
+from .._numerics import block_start, n_blocks, ordered_sum, shifted, weighted
 
 _inline = njit(inline="always", cache=True)
 
@@ -90,18 +92,20 @@ def label_weight_total(labels, sample_weight, class_weight, has_ignore, ignore_i
     n = labels.shape[0]
     n_classes = class_weight.shape[0]
     has_sw = sample_weight.shape[0] > 0
-    total = 0.0
+    nb = n_blocks(n)
+    partial = np.zeros(nb)
     bad = n
-    for i in prange(n):
-        y = labels[i]
-        if has_ignore and y == ignore_index:
-            continue
-        if y < 0 or y >= n_classes:
-            bad = min(bad, i)
-            continue
-        s = float(sample_weight[i]) if has_sw else 1.0
-        total += s * class_weight[y]
-    return total, bad
+    for b in prange(nb):
+        acc = 0.0
+        for i in range(block_start(b, n, nb), block_start(b + 1, n, nb)):
+            y = labels[i]
+            if not (has_ignore and y == ignore_index):
+                if y < 0 or y >= n_classes:
+                    bad = min(bad, i)
+                else:
+                    acc += (float(sample_weight[i]) if has_sw else 1.0) * class_weight[y]
+        partial[b] = acc
+    return ordered_sum(partial), bad
 
 
 @njit(parallel=True, cache=True)
@@ -124,57 +128,61 @@ def cross_entropy_labels(labels, raw, sample_weight, main_w, smooth_w, smooth_re
     has_sw = sample_weight.shape[0] > 0
     store_loss = loss_out.shape[0] > 0
     smoothing = smooth_total > 0.0
-    loss_sum = 0.0
+    nb = n_blocks(n)
+    partial = np.zeros(nb)
     bad_label = n
     bad_raw = n
-    for i in prange(n):
-        z = raw[i]
-        y = labels[i]
-        ignored = has_ignore and y == ignore_index
-        if ignored or y < 0 or y >= n_classes:
-            if not ignored:
-                bad_label = min(bad_label, i)
-            if _row_has_nan(z):
-                bad_raw = min(bad_raw, i)
-            _zero_row(i, loss_out, grad_out, hess_out, want_grad, want_hess)
-        else:
-            s = float(sample_weight[i]) if has_sw else 1.0
-            m, km = _row_max(z)
-            if want_grad:
-                s_rest = _row_exp_store(z, m, km, grad_out[i])
-            elif want_hess:
-                s_rest = _row_exp_store(z, m, km, hess_out[i])
+    for b in prange(nb):
+        acc = 0.0
+        for i in range(block_start(b, n, nb), block_start(b + 1, n, nb)):
+            z = raw[i]
+            y = labels[i]
+            ignored = has_ignore and y == ignore_index
+            if ignored or y < 0 or y >= n_classes:
+                if not ignored:
+                    bad_label = min(bad_label, i)
+                if _row_has_nan(z):
+                    bad_raw = min(bad_raw, i)
+                _zero_row(i, loss_out, grad_out, hess_out, want_grad, want_hess)
             else:
-                s_rest = _row_exp_sum(z, m, km)
-            if s_rest != s_rest:
-                bad_raw = min(bad_raw, i)
-            log_s = math.log1p(s_rest)
-            d_y = shifted(z[y], m)
-            a = s * main_w[y]
-            row_loss = weighted(a, log_s - d_y)
-            if smoothing:
-                for k in range(n_classes):
-                    row_loss += weighted(s * smooth_w[k], log_s - shifted(z[k], m))
-            loss_sum += row_loss
-            if store_loss:
-                loss_out[i] = row_loss
-            if want_grad or want_hess:
-                c_total = a + s * smooth_total
-                inv_s = 1.0 / (1.0 + s_rest)
-                rest_y = s_rest if y == km else 1.0 + (s_rest - math.exp(d_y))
-                src = grad_out[i] if want_grad else hess_out[i]
-                for j in range(n_classes):
-                    p = src[j] * inv_s
-                    if want_hess:
-                        one_minus_p = s_rest * inv_s if j == km else 1.0 - p
-                        hess_out[i, j] = grad_scale * c_total * p * one_minus_p
-                    if want_grad:
-                        if j == y:
-                            g = s * smooth_rest[y] - c_total * (rest_y * inv_s)
-                        else:
-                            g = c_total * p - s * smooth_w[j]
-                        grad_out[i, j] = grad_scale * g
-    return loss_sum, bad_label, bad_raw
+                s = float(sample_weight[i]) if has_sw else 1.0
+                m, km = _row_max(z)
+                if want_grad:
+                    s_rest = _row_exp_store(z, m, km, grad_out[i])
+                elif want_hess:
+                    s_rest = _row_exp_store(z, m, km, hess_out[i])
+                else:
+                    s_rest = _row_exp_sum(z, m, km)
+                if s_rest != s_rest:
+                    bad_raw = min(bad_raw, i)
+                log_s = math.log1p(s_rest)
+                d_y = shifted(z[y], m)
+                a = s * main_w[y]
+                row_loss = weighted(a, log_s - d_y)
+                if smoothing:
+                    for k in range(n_classes):
+                        row_loss += weighted(s * smooth_w[k], log_s - shifted(z[k], m))
+                acc += row_loss
+                if store_loss:
+                    loss_out[i] = row_loss
+                if want_grad or want_hess:
+                    c_total = a + s * smooth_total
+                    inv_s = 1.0 / (1.0 + s_rest)
+                    rest_y = s_rest if y == km else 1.0 + (s_rest - math.exp(d_y))
+                    src = grad_out[i] if want_grad else hess_out[i]
+                    for j in range(n_classes):
+                        p = src[j] * inv_s
+                        if want_hess:
+                            one_minus_p = s_rest * inv_s if j == km else 1.0 - p
+                            hess_out[i, j] = grad_scale * c_total * p * one_minus_p
+                        if want_grad:
+                            if j == y:
+                                g = s * smooth_rest[y] - c_total * (rest_y * inv_s)
+                            else:
+                                g = c_total * p - s * smooth_w[j]
+                            grad_out[i, j] = grad_scale * g
+        partial[b] = acc
+    return ordered_sum(partial), bad_label, bad_raw
 
 
 @njit(parallel=True, cache=True)
@@ -192,52 +200,56 @@ def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, tar
     store_loss = loss_out.shape[0] > 0
     keep = 1.0 - smoothing
     spread = smoothing / n_classes
-    loss_sum = 0.0
+    nb = n_blocks(n)
+    partial = np.zeros(nb)
     bad_target = n
     bad_raw = n
-    for i in prange(n):
-        z = raw[i]
-        q = targets[i]
-        s = float(sample_weight[i]) if has_sw else 1.0
-        m, km = _row_max(z)
-        if want_grad:
-            s_rest = _row_exp_store(z, m, km, grad_out[i])
-        elif want_hess:
-            s_rest = _row_exp_store(z, m, km, hess_out[i])
-        else:
-            s_rest = _row_exp_sum(z, m, km)
-        if s_rest != s_rest:
-            bad_raw = min(bad_raw, i)
-        c_total = 0.0
-        linear = 0.0
-        q_sum = 0.0
-        q_ok = True
-        for k in range(n_classes):
-            qk = float(q[k])
-            if not (0.0 <= qk <= 1.0):
-                q_ok = False
-            q_sum += qk
-            c = s * class_weight[k] * (keep * qk + spread)
-            c_total += c
-            linear += weighted(c, -shifted(z[k], m))
-        if not q_ok or abs(q_sum - 1.0) > target_tol:
-            bad_target = min(bad_target, i)
-        row_loss = weighted(c_total, math.log1p(s_rest)) + linear
-        loss_sum += row_loss
-        if store_loss:
-            loss_out[i] = row_loss
-        if want_grad or want_hess:
-            inv_s = 1.0 / (1.0 + s_rest)
-            src = grad_out[i] if want_grad else hess_out[i]
-            for j in range(n_classes):
-                p = src[j] * inv_s
-                if want_hess:
-                    one_minus_p = s_rest * inv_s if j == km else 1.0 - p
-                    hess_out[i, j] = grad_scale * c_total * p * one_minus_p
-                if want_grad:
-                    c = s * class_weight[j] * (keep * float(q[j]) + spread)
-                    grad_out[i, j] = grad_scale * (c_total * p - c)
-    return loss_sum, bad_target, bad_raw
+    for b in prange(nb):
+        acc = 0.0
+        for i in range(block_start(b, n, nb), block_start(b + 1, n, nb)):
+            z = raw[i]
+            q = targets[i]
+            s = float(sample_weight[i]) if has_sw else 1.0
+            m, km = _row_max(z)
+            if want_grad:
+                s_rest = _row_exp_store(z, m, km, grad_out[i])
+            elif want_hess:
+                s_rest = _row_exp_store(z, m, km, hess_out[i])
+            else:
+                s_rest = _row_exp_sum(z, m, km)
+            if s_rest != s_rest:
+                bad_raw = min(bad_raw, i)
+            c_total = 0.0
+            linear = 0.0
+            q_sum = 0.0
+            q_ok = True
+            for k in range(n_classes):
+                qk = float(q[k])
+                if not (0.0 <= qk <= 1.0):
+                    q_ok = False
+                q_sum += qk
+                c = s * class_weight[k] * (keep * qk + spread)
+                c_total += c
+                linear += weighted(c, -shifted(z[k], m))
+            if not q_ok or abs(q_sum - 1.0) > target_tol:
+                bad_target = min(bad_target, i)
+            row_loss = weighted(c_total, math.log1p(s_rest)) + linear
+            acc += row_loss
+            if store_loss:
+                loss_out[i] = row_loss
+            if want_grad or want_hess:
+                inv_s = 1.0 / (1.0 + s_rest)
+                src = grad_out[i] if want_grad else hess_out[i]
+                for j in range(n_classes):
+                    p = src[j] * inv_s
+                    if want_hess:
+                        one_minus_p = s_rest * inv_s if j == km else 1.0 - p
+                        hess_out[i, j] = grad_scale * c_total * p * one_minus_p
+                    if want_grad:
+                        c = s * class_weight[j] * (keep * float(q[j]) + spread)
+                        grad_out[i, j] = grad_scale * (c_total * p - c)
+        partial[b] = acc
+    return ordered_sum(partial), bad_target, bad_raw
 
 
 @njit(parallel=True, cache=True)
@@ -251,77 +263,82 @@ def focal_labels(labels, raw, sample_weight, alpha, gamma, has_ignore, ignore_in
 
     * ``dl/dz_y = -G u`` and ``dl/dz_j = G p_j`` (``j != y``), with
       ``G = a u^gamma (gamma q + 1)``;
-    * ``d2l/dz_y2 = a u^gamma u [gamma u (2p - q) + gamma^2 p q + p]``;
-    * ``d2l/dz_j2 = a u^gamma p_j [gamma (2p - q) p_j
-      + gamma (gamma - 1) p q r_j + (gamma q + 1)(1 - p_j)]``
-      with ``r_j = p_j / u <= 1``.
+    * ``d2l/dz_y2 = a u^gamma u [p (2 gamma + 1) + gamma q ((gamma + 1) p - 1)]``;
+    * ``d2l/dz_j2 = a u^gamma p_j [gamma r_j (2p + q (gamma p - 1))
+      + (gamma q + 1)(1 - p_j)]`` with ``r_j = p_j / u <= 1``.
 
-    (From ``l = a f(p)`` and ``dp/dz_j = p (delta_jy - p_j)``; this is not the
-    binary focal Hessian applied per class.)  ``gamma = 0`` gives cross-entropy.
+    Derivation: ``l = a f(p)``, ``dp/dz_j = p a_j`` with ``a_j = [j = y] - p_j``,
+    so ``dl/dz_j = a g a_j`` with ``g = p f'(p) = -u^gamma (gamma q + 1)`` and
+    ``d2l/dz_j2 = a [h a_j^2 - g p_j (1 - p_j)]`` with
+    ``h = p g'(p) = gamma p u^(gamma - 2) [2u + L (gamma p - 1)]``.  This is not
+    the binary focal Hessian applied per class.  ``gamma = 0`` gives cross-entropy.
     Returns ``(loss_sum, first_bad_label, first_bad_raw)``.
     """
     n, n_classes = raw.shape
     has_sw = sample_weight.shape[0] > 0
     store_loss = loss_out.shape[0] > 0
-    loss_sum = 0.0
+    nb = n_blocks(n)
+    partial = np.zeros(nb)
     bad_label = n
     bad_raw = n
-    for i in prange(n):
-        z = raw[i]
-        y = labels[i]
-        ignored = has_ignore and y == ignore_index
-        if ignored or y < 0 or y >= n_classes:
-            if not ignored:
-                bad_label = min(bad_label, i)
-            if _row_has_nan(z):
-                bad_raw = min(bad_raw, i)
-            _zero_row(i, loss_out, grad_out, hess_out, want_grad, want_hess)
-        else:
-            s = float(sample_weight[i]) if has_sw else 1.0
-            m, km = _row_max(z)
-            if want_grad:
-                s_rest = _row_exp_store(z, m, km, grad_out[i])
-            elif want_hess:
-                s_rest = _row_exp_store(z, m, km, hess_out[i])
+    for b in prange(nb):
+        acc = 0.0
+        for i in range(block_start(b, n, nb), block_start(b + 1, n, nb)):
+            z = raw[i]
+            y = labels[i]
+            ignored = has_ignore and y == ignore_index
+            if ignored or y < 0 or y >= n_classes:
+                if not ignored:
+                    bad_label = min(bad_label, i)
+                if _row_has_nan(z):
+                    bad_raw = min(bad_raw, i)
+                _zero_row(i, loss_out, grad_out, hess_out, want_grad, want_hess)
             else:
-                s_rest = _row_exp_sum(z, m, km)
-            if s_rest != s_rest:
-                bad_raw = min(bad_raw, i)
-            d_y = shifted(z[y], m)
-            nll = math.log1p(s_rest) - d_y
-            inv_s = 1.0 / (1.0 + s_rest)
-            e_y = math.exp(d_y)
-            rest_y = s_rest if y == km else 1.0 + (s_rest - e_y)
-            p_y = e_y * inv_s
-            u = rest_y * inv_s
-            a_u = s * alpha[y] * u**gamma
-            row_loss = weighted(a_u, nll)
-            loss_sum += row_loss
-            if store_loss:
-                loss_out[i] = row_loss
-            if want_grad or want_hess:
-                rho = nll / u if u > 0.0 else 1.0
-                q = 0.0 if p_y == 0.0 else p_y * rho
-                big_g = a_u * (gamma * q + 1.0)
-                src = grad_out[i] if want_grad else hess_out[i]
-                for j in range(n_classes):
-                    e = src[j]
-                    p = e * inv_s
-                    if j == y:
-                        g = -big_g * u
-                        h = a_u * u * (gamma * u * (2.0 * p_y - q) + gamma * gamma * p_y * q + p_y)
-                    else:
-                        g = big_g * p
-                        r = e / rest_y if rest_y > 0.0 else 0.0
-                        one_minus_p = s_rest * inv_s if j == km else 1.0 - p
-                        h = a_u * p * (gamma * (2.0 * p_y - q) * p
-                                       + gamma * (gamma - 1.0) * p_y * q * r
-                                       + (gamma * q + 1.0) * one_minus_p)
-                    if want_hess:
-                        hess_out[i, j] = grad_scale * h
-                    if want_grad:
-                        grad_out[i, j] = grad_scale * g
-    return loss_sum, bad_label, bad_raw
+                s = float(sample_weight[i]) if has_sw else 1.0
+                m, km = _row_max(z)
+                if want_grad:
+                    s_rest = _row_exp_store(z, m, km, grad_out[i])
+                elif want_hess:
+                    s_rest = _row_exp_store(z, m, km, hess_out[i])
+                else:
+                    s_rest = _row_exp_sum(z, m, km)
+                if s_rest != s_rest:
+                    bad_raw = min(bad_raw, i)
+                d_y = shifted(z[y], m)
+                nll = math.log1p(s_rest) - d_y
+                inv_s = 1.0 / (1.0 + s_rest)
+                e_y = math.exp(d_y)
+                rest_y = s_rest if y == km else 1.0 + (s_rest - e_y)
+                p_y = e_y * inv_s
+                u = rest_y * inv_s
+                a_u = s * alpha[y] * u**gamma
+                row_loss = weighted(a_u, nll)
+                acc += row_loss
+                if store_loss:
+                    loss_out[i] = row_loss
+                if want_grad or want_hess:
+                    rho = nll / u if u > 0.0 else 1.0
+                    q = 0.0 if p_y == 0.0 else p_y * rho
+                    big_g = a_u * (gamma * q + 1.0)
+                    src = grad_out[i] if want_grad else hess_out[i]
+                    for j in range(n_classes):
+                        e = src[j]
+                        p = e * inv_s
+                        if j == y:
+                            g = -big_g * u
+                            h = a_u * u * (p_y * (2.0 * gamma + 1.0) + gamma * q * ((gamma + 1.0) * p_y - 1.0))
+                        else:
+                            g = big_g * p
+                            r = e / rest_y if rest_y > 0.0 else 0.0
+                            one_minus_p = s_rest * inv_s if j == km else 1.0 - p
+                            h = a_u * p * (gamma * r * (2.0 * p_y + q * (gamma * p_y - 1.0))
+                                           + (gamma * q + 1.0) * one_minus_p)
+                        if want_hess:
+                            hess_out[i, j] = grad_scale * h
+                        if want_grad:
+                            grad_out[i, j] = grad_scale * g
+        partial[b] = acc
+    return ordered_sum(partial), bad_label, bad_raw
 
 
 @njit(parallel=True, cache=True)
