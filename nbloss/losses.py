@@ -358,7 +358,8 @@ class CrossEntropy(_SoftmaxLoss):
         eps = self.label_smoothing
         want_grad, want_hess = grad_out.shape[0] > 0, hess_out.shape[0] > 0
         if prob.soft:
-            tol = float(np.sqrt(np.finfo(prob.raw.dtype).eps))
+            # rows rounded to float32 are off 1 by ~K * 6e-8; anything further is not a distribution
+            tol = max(float(np.sqrt(np.finfo(prob.raw.dtype).eps)), 1e-6)
             total, bad_target, bad_raw = launch(
                 sm.cross_entropy_soft, prob.target, prob.raw, prob.sample_weight, w, eps, tol,
                 grad_scale, loss_out, grad_out, hess_out, want_grad, want_hess)

@@ -85,16 +85,16 @@ def cross_entropy_coefficients(y, n_classes, weight=None, smoothing=0.0, soft=No
     return [(1 - eps) * w[k] * (1 if k == y else 0) + eps / n_classes * w[k] for k in range(n_classes)]
 
 
-def _digits_for(z):
-    """Working digits for a row: 50 beyond the smallest probability's decade, so
-    that terms of order 1 cancelling down to ``p_min`` keep 50 digits."""
-    finite = [float(v) for v in z if abs(float(v)) != float("inf")]
-    spread = (max(finite) - min(finite)) if finite else 0.0
-    return 50 + int(spread / 2.302585) + 10
+def _digits_for(z, y):
+    """Working digits for a focal row: the Hessian's terms of order 1 cancel down
+    to order ``p_y``, so keep 50 digits beyond the decade of ``p_y``."""
+    nll = _softmax(z)[1][y]
+    decades = 0 if mp.isinf(nll) else int(nll / mp.log(10))
+    return 60 + decades
 
 
 def focal_row(z, y, gamma, alpha_y=1.0):
-    with mp.workdps(_digits_for(z)):
+    with mp.workdps(_digits_for(z, y)):
         loss, grad, hess = _focal_row(z, y, gamma, alpha_y)
     return +loss, [+g for g in grad], [+h for h in hess]
 
