@@ -35,7 +35,8 @@ def as_float_array(x, name: str, dtype=None) -> np.ndarray:
             dtype = np.dtype(np.float32)
         else:
             dtype = np.dtype(np.float64)
-    return np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):  # a value overflowing the cast becomes inf and is rejected by its check
+        return np.ascontiguousarray(arr, dtype=dtype)
 
 
 def as_raw(raw_prediction, *, two_d_only: bool) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -65,7 +66,7 @@ def as_labels(y_true, n_samples: int) -> np.ndarray:
         bad = ~np.isfinite(y) | (y != np.floor(y)) | (np.abs(y) > 2.0**62)
         if bad.any():
             row = int(np.argmax(bad))
-            raise ValueError(f"y_true must hold integral class indices; row {row} has {y[row]!r}")
+            raise ValueError(f"y_true must hold integral class indices; row {row} has {y[row].item()!r}")
     return np.ascontiguousarray(y, dtype=np.int64)
 
 
@@ -89,7 +90,7 @@ def as_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray:
         row = int(np.argmax(bad))
         raise ValueError(
             f"sample_weight must be finite and non-negative (in {np.dtype(dtype).name}); "
-            f"row {row} has {sample_weight[row]!r}"
+            f"row {row} has {np.asarray(sample_weight)[row].item()!r}"
         )
     return sw
 
@@ -126,11 +127,11 @@ def raise_for_bad_rows(n: int, bad_target: int, bad_raw: int, y_true, raw2d: np.
                        target_rule: str) -> None:
     """Turn a kernel's first-bad-row report into a ``ValueError`` (no-op if none)."""
     if bad_target < n:
-        value = np.asarray(y_true).reshape(n, -1)[bad_target]
-        shown = value[0] if value.shape[0] == 1 else value
+        value = np.asarray(y_true).reshape(n, -1)[bad_target].tolist()
+        shown = value[0] if len(value) == 1 else value
         raise ValueError(f"y_true {target_rule}; row {bad_target} has {shown!r}")
     if bad_raw < n:
-        raise ValueError(f"raw_prediction must not contain NaN; row {bad_raw} has {raw2d[bad_raw]!r}")
+        raise ValueError(f"raw_prediction must not contain NaN; row {bad_raw} has {raw2d[bad_raw].tolist()!r}")
 
 
 def positive_scalar(value, name: str, *, allow_zero: bool = False) -> float:
@@ -151,5 +152,5 @@ def per_class_vector(value, name: str, size: int) -> np.ndarray:
     bad = ~(np.isfinite(vec) & (vec >= 0))
     if bad.any():
         k = int(np.argmax(bad))
-        raise ValueError(f"{name} must be finite and non-negative; entry {k} is {vec[k]!r}")
+        raise ValueError(f"{name} must be finite and non-negative; entry {k} is {vec[k].item()!r}")
     return vec

@@ -1,0 +1,211 @@
+"""The contract's conventions: dtypes, copies, buffers, limits at +-inf,
+init_raw_prediction, predict_proba, threads, pickling."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from scipy.special import expit, log_softmax, softmax
+
+import nbloss
+from nbloss import _validation
+
+ALL_LOSSES = [
+    nbloss.CrossEntropy(), nbloss.CrossEntropy(class_weight=[1.0, 2.0, 0.5], label_smoothing=0.1, ignore_index=1),
+    nbloss.FocalLoss(gamma=1.5, alpha=[0.2, 0.3, 0.5]), nbloss.BinaryCrossEntropy(pos_weight=2.0),
+    nbloss.BinaryFocalLoss(gamma=2.0, alpha=None), nbloss.HuberLoss(delta=0.7), nbloss.PseudoHuberLoss(2.0),
+    nbloss.SquaredError(),
+]
+
+
+def _problem(loss, n=50, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    if isinstance(loss, (nbloss.CrossEntropy, nbloss.FocalLoss)):
+        return rng.integers(0, 3, size=n), rng.normal(scale=3, size=(n, 3)).astype(dtype)
+    raw = rng.normal(scale=3, size=(n, 2)).astype(dtype)
+    if isinstance(loss, (nbloss.BinaryCrossEntropy, nbloss.BinaryFocalLoss)):
+        return (rng.uniform(size=raw.shape) < 0.4).astype(float), raw
+    return rng.normal(size=raw.shape), raw
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("loss", ALL_LOSSES, ids=repr)
+def test_outputs_keep_the_dtype_and_shape(loss, dtype):
+    y, raw = _problem(loss, dtype=dtype)
+    g, h = loss.gradient_hessian(y, raw)
+    assert g.dtype == h.dtype == dtype and g.shape == h.shape == raw.shape
+    assert isinstance(loss.loss(y, raw), dtype)
+    assert loss.loss(y, raw, reduction="none").dtype == dtype
+
+
+def test_c_contiguous_input_is_not_copied():
+    raw = np.zeros((10, 3), np.float32)
+    assert np.shares_memory(_validation.as_raw(raw, two_d_only=True)[0], raw)
+    vec = np.zeros(10)
+    assert np.shares_memory(_validation.as_raw(vec, two_d_only=False)[0], vec)
+
+
+@pytest.mark.parametrize("loss", ALL_LOSSES, ids=repr)
+def test_non_contiguous_and_read_only_inputs_are_accepted_and_untouched(loss):
+    y, raw = _problem(loss, n=40)
+    expected = loss.gradient_hessian(y, raw)
+    big = np.zeros((raw.shape[0] * 2,) + raw.shape[1:][::-1] * 0 + raw.shape[1:])
+    big[::2] = raw
+    strided = big[::2]
+    fortran = np.asfortranarray(raw)
+    readonly = raw.copy()
+    readonly.flags.writeable = False
+    for variant in (strided, fortran, readonly):
+        before = variant.copy()
+        got = loss.gradient_hessian(y, variant)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+        np.testing.assert_array_equal(variant, before)
+
+
+@pytest.mark.parametrize("loss", ALL_LOSSES, ids=repr)
+def test_out_buffers_are_filled_and_returned(loss):
+    y, raw = _problem(loss)
+    g_buf, h_buf = np.full(raw.shape, np.nan), np.full(raw.shape, np.nan)
+    g, h = loss.gradient_hessian(y, raw, gradient_out=g_buf, hessian_out=h_buf)
+    assert g is g_buf and h is h_buf
+    np.testing.assert_array_equal(g, loss.gradient(y, raw))
+    value, g2 = loss.loss_gradient(y, raw, reduction="sum", gradient_out=np.empty_like(raw))
+    np.testing.assert_array_equal(g2, g)
+
+
+@pytest.mark.parametrize("loss", ALL_LOSSES, ids=repr)
+def test_results_are_bitwise_identical_for_any_thread_count(loss):
+    y, raw = _problem(loss, n=20_000)
+    before = nbloss.get_num_threads()
+    try:
+        results = []
+        for threads in (1, before):
+            nbloss.set_num_threads(threads)
+            assert nbloss.get_num_threads() == threads
+            results.append((loss.loss(y, raw), *loss.gradient_hessian(y, raw)))
+        for a, b in zip(*results):
+            np.testing.assert_array_equal(a, b)
+    finally:
+        nbloss.set_num_threads(before)
+
+
+def test_set_num_threads_checks_its_argument():
+    with pytest.raises(ValueError, match="n must be in"):
+        nbloss.set_num_threads(0)
+    with pytest.raises(TypeError):
+        nbloss.set_num_threads(1.5)
+    assert nbloss.threading_layer() in ("tbb", "workqueue")
+
+
+def test_cross_entropy_matches_plain_numpy_formula():
+    rng = np.random.default_rng(3)
+    raw = rng.normal(size=(30, 4))
+    y = rng.integers(0, 4, size=30)
+    sw = rng.uniform(size=30)
+    logp = log_softmax(raw, axis=1)
+    expected = -(sw * logp[np.arange(30), y]).sum() / sw.sum()
+    np.testing.assert_allclose(nbloss.CrossEntropy().loss(y, raw, sw), expected, rtol=1e-13)
+    p = softmax(raw, axis=1)
+    np.testing.assert_allclose(nbloss.CrossEntropy().gradient(y, raw, sw),
+                               sw[:, None] * (p - np.eye(4)[y]), rtol=1e-12, atol=1e-16)
+
+
+def test_infinite_logits_take_their_limits():
+    ce = nbloss.CrossEntropy()
+    raw = np.array([[np.inf, 0.0, -np.inf], [np.inf, np.inf, 0.0], [-np.inf, -np.inf, -np.inf], [np.inf, 1.0, 2.0]])
+    y = np.array([0, 1, 2, 1])
+    losses = ce.loss(y, raw, reduction="none")
+    np.testing.assert_allclose(losses, [0.0, np.log(2), np.log(3), np.inf])
+    g, h = ce.gradient_hessian(y, raw)
+    assert np.isfinite(g).all() and np.isfinite(h).all()
+    np.testing.assert_allclose(g[0], [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(g[1], [0.5, -0.5, 0.0])
+    np.testing.assert_allclose(g[3], [1.0, -1.0, 0.0])
+    # label smoothing puts mass on a -inf logit: an infinite loss, finite derivatives
+    smooth = nbloss.CrossEntropy(label_smoothing=0.1)
+    assert smooth.loss(y[:1], raw[:1], reduction="sum") == np.inf
+    assert np.isfinite(smooth.gradient_hessian(y[:1], raw[:1])[0]).all()
+    bce = nbloss.BinaryCrossEntropy()
+    z = np.array([np.inf, -np.inf, np.inf, -np.inf])
+    t = np.array([1.0, 0.0, 0.0, 0.5])
+    np.testing.assert_array_equal(bce.loss(t, z, reduction="none"), [0.0, 0.0, np.inf, np.inf])
+    np.testing.assert_array_equal(bce.gradient(t, z), [0.0, 0.0, 1.0, -0.5])
+    np.testing.assert_array_equal(nbloss.HuberLoss(2.0).gradient(np.zeros(2), np.array([np.inf, -np.inf])), [2.0, -2.0])
+    for loss in (nbloss.FocalLoss(), nbloss.BinaryFocalLoss(), nbloss.PseudoHuberLoss()):
+        yy, rr = (y, raw) if isinstance(loss, nbloss.FocalLoss) else (t if loss.__class__ is not nbloss.PseudoHuberLoss
+                                                                     else np.zeros(4), z)
+        g, h = loss.gradient_hessian(yy, rr)
+        assert np.isfinite(g).all() and np.isfinite(h).all()
+
+
+def test_zero_weight_rows_with_infinite_loss_contribute_zero():
+    y = np.array([0, 1])
+    raw = np.array([[-np.inf, 0.0], [0.0, 1.0]])
+    value = nbloss.CrossEntropy().loss(y, raw, sample_weight=np.array([0.0, 1.0]), reduction="sum")
+    assert np.isfinite(value)
+
+
+@pytest.mark.parametrize("loss", ALL_LOSSES, ids=repr)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_init_raw_prediction_minimises_the_loss(loss, weighted):
+    y, raw = _problem(loss, n=400, seed=5)
+    if isinstance(loss, (nbloss.HuberLoss, nbloss.SquaredError)):
+        y = y + np.random.default_rng(1).standard_cauchy(size=y.shape)  # outliers: mean != median
+    sw = np.random.default_rng(2).uniform(0.1, 2.0, size=y.shape[0]) if weighted else None
+    init = loss.init_raw_prediction(y, sw)
+    assert np.shape(init) == raw.shape[1:]
+    const = np.broadcast_to(init, raw.shape)
+    grad = loss.gradient(y, const, sw).sum(axis=0) / (y.shape[0])
+    np.testing.assert_allclose(grad, 0.0, atol=1e-7)
+    base = float(loss.loss(y, const, sw))
+    for direction in np.eye(raw.shape[1]):
+        for step in (-1e-3, 1e-3):
+            assert float(loss.loss(y, const + step * direction, sw)) >= base - 1e-12
+
+
+def test_init_raw_prediction_shapes_and_closed_forms():
+    y = np.array([0, 0, 1, 2, 2, 2])
+    init = nbloss.CrossEntropy().init_raw_prediction(y)
+    np.testing.assert_allclose(softmax(init), [2 / 6, 1 / 6, 3 / 6], rtol=1e-14)
+    assert abs(init.mean()) < 1e-15
+    b = nbloss.BinaryCrossEntropy().init_raw_prediction(np.array([1.0, 0.0, 0.0, 0.0]))
+    assert np.ndim(b) == 0 and np.isclose(expit(b), 0.25)
+    assert np.ndim(nbloss.HuberLoss().init_raw_prediction(np.arange(5.0))) == 0
+    assert nbloss.SquaredError().init_raw_prediction(np.ones((4, 3))).shape == (3,)
+    soft = nbloss.CrossEntropy().init_raw_prediction(np.array([[0.2, 0.8], [0.6, 0.4]]))
+    np.testing.assert_allclose(softmax(soft), [0.4, 0.6], rtol=1e-14)
+
+
+def test_predict_proba_is_stable():
+    raw = np.array([[1e4, -1e4, 0.0], [1.0, 2.0, 3.0], [-1e4, -1e4, -1e4]])
+    p = nbloss.CrossEntropy().predict_proba(raw)
+    np.testing.assert_allclose(p, softmax(raw, axis=1), rtol=1e-15, atol=1e-300)
+    p32 = nbloss.FocalLoss().predict_proba(raw.astype(np.float32))
+    assert p32.dtype == np.float32
+    z = np.array([-800.0, -30.0, 0.0, 30.0, 800.0, np.inf])
+    np.testing.assert_allclose(nbloss.BinaryCrossEntropy().predict_proba(z), expit(z), rtol=1e-15)
+    assert nbloss.BinaryFocalLoss().predict_proba(np.zeros((3, 2))).shape == (3, 2)
+    with pytest.raises(ValueError, match="row 1"):
+        nbloss.BinaryCrossEntropy().predict_proba(np.array([0.0, np.nan]))
+
+
+@pytest.mark.parametrize("loss", ALL_LOSSES, ids=repr)
+def test_losses_pickle_compare_and_repr(loss):
+    clone = pickle.loads(pickle.dumps(loss))
+    assert clone == loss and repr(clone) == repr(loss)
+    y, raw = _problem(loss)
+    np.testing.assert_array_equal(clone.gradient(y, raw), loss.gradient(y, raw))
+
+
+def test_balanced_class_weight_is_sklearn_rule():
+    from sklearn.utils.class_weight import compute_class_weight
+
+    y = np.array([0, 0, 0, 1, 2, 2])
+    raw = np.random.default_rng(0).normal(size=(6, 3))
+    expected = compute_class_weight("balanced", classes=np.arange(3), y=y)
+    explicit = nbloss.CrossEntropy(class_weight=expected)
+    np.testing.assert_array_equal(nbloss.CrossEntropy(class_weight="balanced").gradient(y, raw),
+                                  explicit.gradient(y, raw))

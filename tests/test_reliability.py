@@ -1,0 +1,147 @@
+"""Threads, fork and the on-disk cache.
+
+Results are compared bit for bit: kernels reduce in a fixed order, so any
+difference means a race, not rounding.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import nbloss
+
+THREAD_SECONDS = float(os.environ.get("NBLOSS_THREAD_SECONDS", "60"))
+
+
+def _workload(seed: int):
+    """A mix of kernels: (callable, expected result) pairs."""
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    raw = rng.normal(scale=4, size=(n, 7))
+    y = rng.integers(0, 7, size=n)
+    sw = rng.uniform(size=n)
+    z = rng.normal(scale=4, size=(n, 3)).astype(np.float32)
+    t = (rng.uniform(size=z.shape) < 0.3).astype(np.float32)
+    calls = [
+        lambda: nbloss.CrossEntropy(label_smoothing=0.1).gradient_hessian(y, raw, sw),
+        lambda: (nbloss.FocalLoss(gamma=2.0).loss(y, raw),),
+        lambda: nbloss.BinaryCrossEntropy(pos_weight=2.0).loss_gradient(t, z),
+        lambda: nbloss.BinaryFocalLoss().gradient_hessian(t, z),
+        lambda: (nbloss.HuberLoss().loss(t, z, reduction="none"),),
+    ]
+    return [(call, call()) for call in calls]
+
+
+def _same(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.slow
+def test_four_threads_for_a_minute_give_identical_results():
+    work = _workload(0)
+    stop = time.monotonic() + THREAD_SECONDS
+    failures: list[str] = []
+    counts = [0] * 4
+
+    def worker(idx: int):
+        try:
+            while time.monotonic() < stop:
+                call, expected = work[(idx + counts[idx]) % len(work)]
+                if not _same(call(), expected):
+                    failures.append(f"thread {idx}: wrong result on call {counts[idx]}")
+                    return
+                counts[idx] += 1
+        except Exception as exc:  # noqa: BLE001 - any exception in a thread is a failure
+            failures.append(f"thread {idx}: {exc!r}")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(THREAD_SECONDS + 120)
+    assert not any(th.is_alive() for th in threads), "a thread hung"
+    assert not failures, failures
+    assert min(counts) > 0, counts
+
+
+def _child_run(seed: int):
+    return [res for _, res in _workload(seed)]
+
+
+def test_kernels_work_in_a_forked_child():
+    parent = [res for _, res in _workload(1)]  # the parent has launched the thread pool
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        children = pool.map_async(_child_run, [1, 1, 1]).get(timeout=300)
+    for child in children:
+        assert all(_same(a, b) for a, b in zip(child, parent))
+
+
+_CACHE_PROBE = r"""
+import json, time
+t0 = time.perf_counter()
+import numpy as np
+import nbloss
+from nbloss.kernels import elementwise, sigmoid, softmax
+t_import = time.perf_counter() - t0
+rng = np.random.default_rng(0)
+raw = rng.normal(size=(100, 4)); y = rng.integers(0, 4, size=100)
+t1 = time.perf_counter()
+nbloss.CrossEntropy().gradient_hessian(y, raw)
+t_first = time.perf_counter() - t1
+for dtype in (np.float64, np.float32):
+    r = raw.astype(dtype)
+    for loss in (nbloss.CrossEntropy(label_smoothing=0.1), nbloss.FocalLoss()):
+        loss.loss_gradient(y, r); loss.gradient_hessian(y, r); loss.predict_proba(r)
+    nbloss.CrossEntropy().loss(rng.dirichlet(np.ones(4), 100).astype(dtype), r)
+    for loss in (nbloss.BinaryCrossEntropy(), nbloss.HuberLoss()):
+        loss.gradient_hessian(np.zeros(100, dtype), r[:, 0]); loss.loss(np.zeros(100), r[:, 0])
+    nbloss.BinaryFocalLoss().predict_proba(r)
+kernels = [softmax.label_weight_total, softmax.cross_entropy_labels, softmax.cross_entropy_soft,
+           softmax.focal_labels, softmax.softmax, elementwise.elementwise, sigmoid.sigmoid]
+print(json.dumps({
+    "misses": sum(sum(k.stats.cache_misses.values()) for k in kernels),
+    "hits": sum(sum(k.stats.cache_hits.values()) for k in kernels),
+    "signatures": sum(len(k.signatures) for k in kernels),
+    "import_s": t_import, "first_call_s": t_first,
+}))
+"""
+
+
+@pytest.mark.slow
+def test_second_process_loads_kernels_from_the_cache(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    runs = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=env, capture_output=True, text=True,
+                             timeout=900, check=True)
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    cold, warm = runs
+    assert cold["misses"] > 0  # the first process compiled (and wrote the cache)
+    assert warm["misses"] == 0, warm  # the second compiled nothing
+    assert warm["hits"] == warm["signatures"] > 0
+    assert warm["first_call_s"] < cold["first_call_s"]
+
+
+def test_no_recompilation_across_calls():
+    from nbloss.kernels import elementwise, softmax
+
+    loss = nbloss.CrossEntropy()
+    rng = np.random.default_rng(0)
+    loss.gradient_hessian(rng.integers(0, 3, 10), rng.normal(size=(10, 3)))
+    nbloss.HuberLoss().gradient_hessian(np.zeros(10), rng.normal(size=10))
+    before = len(softmax.cross_entropy_labels.signatures), len(elementwise.elementwise.signatures)
+    for n in (1, 7, 1000):
+        for k in (2, 5):
+            loss.gradient_hessian(rng.integers(0, k, n), rng.normal(size=(n, k)))
+            nbloss.HuberLoss(delta=float(k)).gradient_hessian(np.zeros((n, k)), rng.normal(size=(n, k)))
+    assert (len(softmax.cross_entropy_labels.signatures), len(elementwise.elementwise.signatures)) == before
