@@ -20,6 +20,7 @@ process-wide count and applies it at every launch (:func:`launch`).
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
 import sys
 import threading
@@ -58,8 +59,7 @@ def _choose_layer() -> str:
         return numba.threading_layer()
     if _preload_tbb():
         try:
-            import numba.np.ufunc.tbbpool  # noqa: F401
-
+            importlib.import_module("numba.np.ufunc.tbbpool")
             numba.config.THREADING_LAYER = "tbb"
             return "tbb"
         except ImportError:

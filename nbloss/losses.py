@@ -16,7 +16,8 @@ Conventions (shared by every class, see ``shared/nbloss-api.md`` §1):
   losses: the sum of ``sample_weight`` times the number of outputs per row).
 
 A loss object holds only its parameters: cheap to create, picklable, and safe
-to share between threads.  The numerics live in :mod:`nbloss.kernels`.
+to share between threads.  The numerics live in :mod:`nbloss.kernels`; every
+public method is one kernel pass over ``raw_prediction``.
 """
 
 from __future__ import annotations
@@ -42,75 +43,91 @@ __all__ = [
     "SquaredError",
 ]
 
+_EPS = float(np.finfo(np.float64).eps)
+
 
 class _Problem(NamedTuple):
     """Validated inputs of one call."""
 
-    raw: np.ndarray  # (n, L), C-contiguous, float32/float64
+    raw: np.ndarray  # (n, L) C-contiguous float32/float64
     shape: tuple  # the caller's raw_prediction shape
-    target: np.ndarray  # kernel targets: int64 labels (n,) or floats (n, L)
+    target: np.ndarray  # int64 labels (n,) or targets (n, L) in raw's dtype
     y_true: object  # the caller's y_true, for error messages
-    sample_weight: np.ndarray  # (n,) or (0,) for none
+    sample_weight: np.ndarray  # (n,), or (0,) for none
     soft: bool  # softmax losses: targets are class probabilities
+
+    def weights_or_ones(self) -> np.ndarray:
+        sw = self.sample_weight
+        return sw.astype(np.float64) if sw.shape[0] else np.ones(self.raw.shape[0])
 
 
 class _Loss:
-    """Public methods, written once over three hooks of each family:
-    ``_prepare`` (validation), ``_run`` (one kernel pass) and
-    ``_total_weight`` (the denominator of ``"mean"``)."""
+    """The public methods, written once over three hooks that each family provides:
+    ``_prepare`` (validation), ``_run`` (one kernel pass) and ``_total_weight``
+    (the denominator of ``"mean"``)."""
 
-    _per_sample_loss_shape_is_rows = False
+    _loss_per_row = False  # reduction="none" shape: (n,) if True, else raw_prediction's
 
-    # ----------------------------------------------------------------- hooks
     def _prepare(self, y_true, raw_prediction, sample_weight) -> _Problem:
         raise NotImplementedError
 
-    def _run(self, prob: _Problem, grad_scale, loss_out, grad_out, hess_out) -> float:
+    def _run(self, prob: _Problem, grad_scale: float, loss_out, grad_out, hess_out) -> float:
+        """One kernel pass; fills the non-empty outputs, returns the loss sum, raises on bad rows."""
         raise NotImplementedError
 
     def _total_weight(self, prob: _Problem) -> float:
         raise NotImplementedError
 
-    # ---------------------------------------------------------------- shared
-    def _none_shape(self, prob: _Problem):
-        return (prob.raw.shape[0],) if self._per_sample_loss_shape_is_rows else prob.raw.shape
+    # ------------------------------------------------------------------ plumbing
+    def _empty(self, prob: _Problem, loss_shaped: bool = False) -> np.ndarray:
+        """A zero-row array standing for an output the kernel must not write."""
+        ndim = 1 if (loss_shaped and self._loss_per_row) else 2
+        return np.empty((0,) * (ndim - 1) + (0 if ndim == 1 else prob.raw.shape[1],), dtype=prob.raw.dtype)
 
-    def _mean_denominator(self, prob: _Problem) -> float:
-        total = self._total_weight(prob)
-        if not total > 0:
-            raise ValueError(
-                "reduction='mean' is undefined: the total weight of the counted rows is zero "
-                "(empty input, all rows ignored, or all weights zero)"
-            )
-        return total
+    def _buffer(self, prob: _Problem, out, name: str):
+        """``(returned array, (n, L) kernel view)`` for a wanted derivative."""
+        arr = v.output_array(out, name, prob.shape, prob.raw.dtype, prob.raw)
+        return arr, arr.reshape(prob.raw.shape)
 
-    def _derivative_buffers(self, prob, gradient_out, hessian_out, want_grad, want_hess):
-        dtype = prob.raw.dtype
-        empty = np.empty((0, prob.raw.shape[1]), dtype=dtype)
-        grad = v.output_array(gradient_out, "gradient_out", prob.shape, dtype, prob.raw) if want_grad else None
-        hess = v.output_array(hessian_out, "hessian_out", prob.shape, dtype, prob.raw) if want_hess else None
-        if want_grad and want_hess:
-            v.check_distinct(grad, hess)
-        return grad, hess, (empty if grad is None else grad.reshape(prob.raw.shape)), (
-            empty if hess is None else hess.reshape(prob.raw.shape)
-        )
-
-    def _evaluate(self, y_true, raw_prediction, sample_weight, reduction, gradient_out=None,
-                  want_grad=False):
+    def _evaluate(self, y_true, raw_prediction, sample_weight, reduction, gradient_out, want_grad):
         v.check_reduction(reduction)
         prob = self._prepare(y_true, raw_prediction, sample_weight)
-        dtype = prob.raw.dtype
-        denominator = self._mean_denominator(prob) if reduction == "mean" else 1.0
-        loss_none = np.empty(self._none_shape(prob), dtype=dtype) if reduction == "none" else None
-        loss_out = loss_none if loss_none is not None else np.empty((0,) * len(self._none_shape(prob)), dtype=dtype)
-        grad, _, grad2d, empty = self._derivative_buffers(prob, gradient_out, None, want_grad, False)
-        total = self._run(prob, 1.0 / denominator, loss_out, grad2d, empty)
+        denominator = 1.0
+        if reduction == "mean":
+            denominator = self._total_weight(prob)
+            if not denominator > 0:
+                raise ValueError("reduction='mean' is undefined: the total weight of the counted rows is zero "
+                                 "(empty input, all rows ignored, or all weights zero)")
         if reduction == "none":
-            value = loss_none.reshape(prob.shape) if not self._per_sample_loss_shape_is_rows else loss_none
+            per_sample = np.empty((prob.raw.shape[0],) if self._loss_per_row else prob.raw.shape, prob.raw.dtype)
         else:
-            value = dtype.type(total / denominator)
+            per_sample = self._empty(prob, loss_shaped=True)
+        grad, grad2d = self._buffer(prob, gradient_out, "gradient_out") if want_grad else (None, self._empty(prob))
+        total = self._run(prob, 1.0 / denominator, per_sample, grad2d, self._empty(prob))
+        if reduction == "none":
+            value = per_sample if self._loss_per_row else per_sample.reshape(prob.shape)
+        else:
+            value = prob.raw.dtype.type(total / denominator)
         return value, grad
 
+    def _derivatives(self, y_true, raw_prediction, sample_weight, gradient_out, hessian_out, want_grad, want_hess):
+        prob = self._prepare(y_true, raw_prediction, sample_weight)
+        grad, grad2d = self._buffer(prob, gradient_out, "gradient_out") if want_grad else (None, self._empty(prob))
+        hess, hess2d = self._buffer(prob, hessian_out, "hessian_out") if want_hess else (None, self._empty(prob))
+        if want_grad and want_hess:
+            v.check_distinct(grad, hess)
+        self._run(prob, 1.0, self._empty(prob, loss_shaped=True), grad2d, hess2d)
+        return grad, hess
+
+    def _validated_for_init(self, y_true, sample_weight, raw_shape) -> _Problem:
+        """Validate ``y_true`` (in the kernel, as every call does) against a zero prediction."""
+        prob = self._prepare(y_true, np.zeros(raw_shape), sample_weight)
+        self._run(prob, 1.0, self._empty(prob, loss_shaped=True), self._empty(prob), self._empty(prob))
+        if not prob.weights_or_ones().sum() > 0:
+            raise ValueError("sample_weight sums to zero: no constant prediction is defined")
+        return prob
+
+    # -------------------------------------------------------------- public API
     def loss(self, y_true, raw_prediction, sample_weight=None, reduction: str = "mean"):
         """Loss value.
 
@@ -119,7 +136,7 @@ class _Loss:
         y_true : array-like
             Targets; shape depends on the loss (see the class docstring).
         raw_prediction : array-like of float32 or float64
-            Link-space predictions, (n,) or (n, L) / (n, K).
+            Link-space predictions, (n,), (n, L) or (n, K).
         sample_weight : array-like of shape (n,), optional
             Finite, non-negative per-sample weights.
         reduction : {"mean", "sum", "none"}, default "mean"
@@ -127,9 +144,9 @@ class _Loss:
         Returns
         -------
         value : scalar of raw_prediction's dtype, or ndarray for ``"none"``
-            (shape (n,) for softmax losses, raw_prediction's shape otherwise).
+            ((n,) for softmax losses, raw_prediction's shape otherwise).
         """
-        return self._evaluate(y_true, raw_prediction, sample_weight, reduction)[0]
+        return self._evaluate(y_true, raw_prediction, sample_weight, reduction, None, False)[0]
 
     def loss_gradient(self, y_true, raw_prediction, sample_weight=None, reduction: str = "mean",
                       gradient_out=None):
@@ -137,112 +154,128 @@ class _Loss:
 
         Returns
         -------
-        value : as :meth:`loss` with the same ``reduction``
-        gradient : ndarray, shape of raw_prediction
+        value : as :meth:`loss` with the same ``reduction`` (bit-identical)
+        gradient : ndarray of raw_prediction's shape and dtype
             Gradient of ``value`` (for ``"none"``, of the sum of the per-sample values).
         """
-        return self._evaluate(y_true, raw_prediction, sample_weight, reduction, gradient_out, want_grad=True)
+        return self._evaluate(y_true, raw_prediction, sample_weight, reduction, gradient_out, True)
 
     def gradient(self, y_true, raw_prediction, sample_weight=None, gradient_out=None):
-        """Per-sample gradient of ``w_i * l_i``, shape of raw_prediction."""
-        return self.gradient_hessian(y_true, raw_prediction, sample_weight, gradient_out, None, _want=(True, False))[0]
+        """Per-sample gradient of ``w_i * l_i``: ndarray of raw_prediction's shape and dtype."""
+        return self._derivatives(y_true, raw_prediction, sample_weight, gradient_out, None, True, False)[0]
 
     def hessian(self, y_true, raw_prediction, sample_weight=None, hessian_out=None):
-        """Exact diagonal Hessian of ``w_i * l_i``, shape of raw_prediction."""
-        return self.gradient_hessian(y_true, raw_prediction, sample_weight, None, hessian_out, _want=(False, True))[1]
+        """Exact diagonal Hessian of ``w_i * l_i``: ndarray of raw_prediction's shape and dtype."""
+        return self._derivatives(y_true, raw_prediction, sample_weight, None, hessian_out, False, True)[1]
 
-    def gradient_hessian(self, y_true, raw_prediction, sample_weight=None, gradient_out=None,
-                         hessian_out=None, *, _want=(True, True)):
+    def gradient_hessian(self, y_true, raw_prediction, sample_weight=None, gradient_out=None, hessian_out=None):
         """Per-sample gradient and exact diagonal Hessian, in one pass.
 
         Returns
         -------
-        gradient, hessian : ndarray, each of the shape and dtype of raw_prediction
+        gradient, hessian : ndarray, each of raw_prediction's shape and dtype
         """
-        want_grad, want_hess = _want
-        prob = self._prepare(y_true, raw_prediction, sample_weight)
-        grad, hess, grad2d, hess2d = self._derivative_buffers(prob, gradient_out, hessian_out, want_grad, want_hess)
-        loss_out = np.empty((0,) * len(self._none_shape(prob)), dtype=prob.raw.dtype)
-        self._run(prob, 1.0, loss_out, grad2d, hess2d)
-        return grad, hess
+        return self._derivatives(y_true, raw_prediction, sample_weight, gradient_out, hessian_out, True, True)
+
+    def _params(self) -> dict:
+        return {}
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={val!r}" for k, val in self._params().items())
         return f"{type(self).__name__}({params})"
 
-    def _params(self) -> dict:
-        return {}
-
     def __eq__(self, other) -> bool:
         if type(self) is not type(other):
             return NotImplemented
-        a, b = self._params(), other._params()
-        return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) if isinstance(a[k], np.ndarray)
-                                            else a[k] == b[k] for k in a)
+        mine, theirs = self._params(), other._params()
+        return all(np.array_equal(mine[k], theirs[k]) if isinstance(mine[k], np.ndarray) else mine[k] == theirs[k]
+                   for k in mine)
 
     __hash__ = None
 
 
-def _minimise_constant(objective, x0: np.ndarray) -> np.ndarray:
+def _minimise_constant(objective, start: np.ndarray) -> np.ndarray:
     """Minimise a smooth objective of a constant raw score (L-BFGS-B, tight tolerances)."""
     from scipy.optimize import minimize
 
-    res = minimize(objective, x0, jac=True, method="L-BFGS-B",
-                   options={"maxiter": 500, "gtol": 1e-12, "ftol": 1e-15})
-    return res.x
+    return minimize(objective, start, jac=True, method="L-BFGS-B",
+                    options={"maxiter": 500, "gtol": 1e-12, "ftol": 1e-15}).x
 
 
-# --------------------------------------------------------------------- softmax
+def _logit(rate: np.ndarray) -> np.ndarray:
+    rate = np.clip(rate, _EPS, 1.0 - _EPS)  # an all-0 or all-1 column keeps a finite margin
+    return np.log(rate) - np.log1p(-rate)
+
+
+# ---------------------------------------------------------------------- softmax
 class _SoftmaxLoss(_Loss):
-    _per_sample_loss_shape_is_rows = True
+    _loss_per_row = True
     _accepts_soft_targets = False
 
     def __init__(self, ignore_index):
-        if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral)):
+        if ignore_index is not None and (isinstance(ignore_index, bool)
+                                         or not isinstance(ignore_index, numbers.Integral)):
             raise TypeError(f"ignore_index must be an integer or None, got {type(ignore_index).__name__}")
         self.ignore_index = None if ignore_index is None else int(ignore_index)
 
-    def _ignore(self):
+    def _ignore(self) -> tuple[bool, int]:
         return (False, 0) if self.ignore_index is None else (True, self.ignore_index)
+
+    def _class_weight(self, prob: _Problem) -> np.ndarray:
+        """(K,) float64 weights; ``w[y]`` also counts a row in the mean's denominator."""
+        raise NotImplementedError
+
+    def _known_classes(self) -> int:
+        """K implied by the parameters (0 if they do not fix it)."""
+        return 0
 
     def _prepare(self, y_true, raw_prediction, sample_weight) -> _Problem:
         raw, shape = v.as_raw(raw_prediction, two_d_only=True)
-        n = raw.shape[0]
-        y_arr = np.asarray(y_true)
-        soft = y_arr.ndim == 2
-        if soft:
-            if not self._accepts_soft_targets:
-                raise ValueError(f"{type(self).__name__} takes class indices: y_true must be 1-D, got shape {y_arr.shape}")
-            target = v.as_targets(y_arr, raw, shape)
-        else:
-            target = v.as_labels(y_arr, n)
-        sw = v.as_sample_weight(sample_weight, n, raw.dtype)
-        return _Problem(raw, shape, target, y_true, sw, soft)
-
-    def _row_class_weight(self, prob: _Problem) -> np.ndarray:
-        """(K,) weights whose ``w[y]`` counts a row in the mean's denominator."""
-        raise NotImplementedError
-
-    def _check_labels(self, prob: _Problem, class_weight: np.ndarray) -> float:
-        has_ignore, ignore = self._ignore()
-        total, bad = launch(sm.label_weight_total, prob.target, prob.sample_weight, class_weight, has_ignore, ignore)
-        self._raise(prob, bad, prob.raw.shape[0])
-        return total
+        y = np.asarray(y_true)
+        soft = y.ndim == 2
+        if soft and not self._accepts_soft_targets:
+            raise ValueError(f"{type(self).__name__} takes class indices: y_true must be 1-D, got shape {y.shape}")
+        target = v.as_targets(y, raw, shape) if soft else v.as_labels(y, raw.shape[0])
+        return _Problem(raw, shape, target, y_true, v.as_sample_weight(sample_weight, raw.shape[0], raw.dtype), soft)
 
     def _raise(self, prob: _Problem, bad_target: int, bad_raw: int) -> None:
-        k = prob.raw.shape[1]
         if prob.soft:
             rule = "must hold class probabilities: entries in [0, 1], rows summing to 1"
         else:
-            rule = f"must hold class indices in [0, {k})" + (
-                f" or ignore_index={self.ignore_index}" if self.ignore_index is not None else "")
+            rule = f"must hold class indices in [0, {prob.raw.shape[1]})"
+            if self.ignore_index is not None:
+                rule += f" or ignore_index={self.ignore_index}"
         v.raise_for_bad_rows(prob.raw.shape[0], bad_target, bad_raw, prob.y_true, prob.raw, rule)
 
+    def _labelled_total(self, prob: _Problem, class_weight: np.ndarray) -> float:
+        """``sum s_i w[y_i]`` over counted rows, validating labels before anything indexes with them."""
+        total, bad = launch(sm.label_weight_total, prob.target, prob.sample_weight, class_weight, *self._ignore())
+        self._raise(prob, bad, prob.raw.shape[0])
+        return total
+
     def _total_weight(self, prob: _Problem) -> float:
-        if prob.soft:
-            sw = prob.sample_weight
-            return float(sw.sum(dtype=np.float64)) if sw.shape[0] else float(prob.raw.shape[0])
-        return self._check_labels(prob, self._row_class_weight(prob))
+        if prob.soft:  # PyTorch divides by n for probability targets
+            return float(prob.weights_or_ones().sum())
+        return self._labelled_total(prob, self._class_weight(prob))
+
+    def _counted(self, prob: _Problem) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and sample weights of the rows that count (not at ignore_index)."""
+        labels, sw = prob.target, prob.weights_or_ones()
+        if self.ignore_index is None:
+            return labels, sw
+        keep = labels != self.ignore_index
+        return labels[keep], sw[keep]
+
+    def _validated_labels_for_init(self, y_true, sample_weight) -> _Problem:
+        y = np.asarray(y_true)
+        if y.ndim == 2:
+            return self._validated_for_init(y_true, sample_weight, y.shape)
+        labels = v.as_labels(y, y.shape[0] if y.ndim == 1 else -1)
+        counted = labels if self.ignore_index is None else labels[labels != self.ignore_index]
+        if counted.size == 0:
+            raise ValueError("y_true has no counted rows (empty, or every row at ignore_index)")
+        n_classes = max(self._known_classes(), int(counted.max()) + 1, 2)
+        return self._validated_for_init(labels, sample_weight, (labels.shape[0], n_classes))
 
     def predict_proba(self, raw_prediction):
         """Softmax of the logits, computed stably.
@@ -253,35 +286,13 @@ class _SoftmaxLoss(_Loss):
 
         Returns
         -------
-        proba : ndarray of shape (n, K), dtype of raw_prediction
+        proba : ndarray of shape (n, K), raw_prediction's dtype
         """
         raw, _ = v.as_raw(raw_prediction, two_d_only=True)
         out = np.empty_like(raw)
         bad = launch(sm.softmax, raw, out)
         v.raise_for_bad_rows(raw.shape[0], raw.shape[0], bad, None, raw, "")
         return out
-
-    def _class_totals(self, y_true, sample_weight, per_row_class_weight: np.ndarray | None = None):
-        """Validated problem plus per-class weighted label counts (hard labels)."""
-        y_arr = np.asarray(y_true)
-        n = y_arr.shape[0] if y_arr.ndim else 0
-        if y_arr.ndim == 1:
-            labels = v.as_labels(y_arr, n)
-            k = self._n_classes_hint(labels)
-            prob = _Problem(np.empty((n, k)), (n, k), labels, y_true, v.as_sample_weight(sample_weight, n, np.float64), False)
-            self._check_labels(prob, np.ones(k))
-            return prob, k
-        raise ValueError("y_true must be 1-D class indices here")
-
-    def _n_classes_hint(self, labels: np.ndarray) -> int:
-        counted = labels if self.ignore_index is None else labels[labels != self.ignore_index]
-        if counted.size == 0:
-            raise ValueError("y_true has no counted rows (empty, or all rows at ignore_index)")
-        k = max(int(counted.max()) + 1, self._known_classes())
-        return max(k, 2)
-
-    def _known_classes(self) -> int:
-        return 0
 
 
 class CrossEntropy(_SoftmaxLoss):
@@ -316,12 +327,12 @@ class CrossEntropy(_SoftmaxLoss):
                 raise ValueError(f"class_weight must be None, an array or 'balanced', got {class_weight!r}")
         elif class_weight is not None:
             class_weight = np.array(class_weight, dtype=np.float64)
-            class_weight = v.per_class_vector(class_weight, "class_weight", class_weight.shape[0] if class_weight.ndim == 1 else -1)
+            class_weight = v.per_class_vector(class_weight, "class_weight",
+                                              class_weight.shape[0] if class_weight.ndim == 1 else -1)
         self.class_weight = class_weight
-        smoothing = v.positive_scalar(label_smoothing, "label_smoothing", allow_zero=True)
-        if not smoothing < 1.0:
+        self.label_smoothing = v.positive_scalar(label_smoothing, "label_smoothing", allow_zero=True)
+        if not self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.label_smoothing = smoothing
 
     def _params(self):
         return {"class_weight": self.class_weight, "label_smoothing": self.label_smoothing,
@@ -330,54 +341,45 @@ class CrossEntropy(_SoftmaxLoss):
     def _known_classes(self) -> int:
         return self.class_weight.shape[0] if isinstance(self.class_weight, np.ndarray) else 0
 
-    def _weights(self, prob: _Problem) -> np.ndarray:
+    def _class_weight(self, prob: _Problem) -> np.ndarray:
         k = prob.raw.shape[1]
         if self.class_weight is None:
             return np.ones(k)
         if isinstance(self.class_weight, np.ndarray):
             return v.per_class_vector(self.class_weight, "class_weight", k)
-        # "balanced"
-        if prob.soft:
-            counts = prob.target.sum(axis=0, dtype=np.float64)
-            n_counted = float(prob.raw.shape[0])
+        if prob.soft:  # "balanced"
+            counts, n_counted = prob.target.sum(axis=0, dtype=np.float64), float(prob.raw.shape[0])
         else:
-            self._check_labels(prob, np.ones(k))
-            labels = prob.target
-            if self.ignore_index is not None:
-                labels = labels[labels != self.ignore_index]
-            counts = np.bincount(labels, minlength=k).astype(np.float64)
-            n_counted = float(labels.shape[0])
-        present = counts > 0
-        return np.divide(n_counted, k * counts, out=np.zeros(k), where=present)
-
-    _row_class_weight = _weights
+            self._labelled_total(prob, np.ones(k))  # labels must be valid before bincount
+            labels, _ = self._counted(prob)
+            counts, n_counted = np.bincount(labels, minlength=k).astype(np.float64), float(labels.shape[0])
+        return np.divide(n_counted, k * counts, out=np.zeros(k), where=counts > 0)
 
     def _run(self, prob, grad_scale, loss_out, grad_out, hess_out):
-        w = self._weights(prob)
+        w = self._class_weight(prob)
         k = w.shape[0]
         eps = self.label_smoothing
-        want_grad, want_hess = grad_out.shape[0] > 0, hess_out.shape[0] > 0
+        want = (grad_out.shape[0] > 0, hess_out.shape[0] > 0)
         if prob.soft:
-            # rows rounded to float32 are off 1 by ~K * 6e-8; anything further is not a distribution
+            # float32-rounded rows are off 1 by ~K * 6e-8; anything further is not a distribution
             tol = max(float(np.sqrt(np.finfo(prob.raw.dtype).eps)), 1e-6)
             total, bad_target, bad_raw = launch(
                 sm.cross_entropy_soft, prob.target, prob.raw, prob.sample_weight, w, eps, tol,
-                grad_scale, loss_out, grad_out, hess_out, want_grad, want_hess)
+                grad_scale, loss_out, grad_out, hess_out, *want)
         else:
             smooth_w = (eps / k) * w
             # sum_{j != k} smooth_w[j] from prefix and suffix sums: no cancellation
             prefix = np.concatenate(([0.0], np.cumsum(smooth_w)[:-1]))
             suffix = np.concatenate((np.cumsum(smooth_w[::-1])[::-1][1:], [0.0]))
-            has_ignore, ignore = self._ignore()
             total, bad_target, bad_raw = launch(
                 sm.cross_entropy_labels, prob.target, prob.raw, prob.sample_weight, (1.0 - eps) * w,
-                smooth_w, prefix + suffix, float(smooth_w.sum()), has_ignore, ignore, grad_scale,
-                loss_out, grad_out, hess_out, want_grad, want_hess)
+                smooth_w, prefix + suffix, float(smooth_w.sum()), *self._ignore(), grad_scale,
+                loss_out, grad_out, hess_out, *want)
         self._raise(prob, bad_target, bad_raw)
         return total
 
     def init_raw_prediction(self, y_true, sample_weight=None) -> np.ndarray:
-        """Constant logits minimising the loss: centred log of the weighted class mix.
+        """Constant logits minimising the loss: the centred log of the weighted target mix.
 
         Parameters
         ----------
@@ -386,37 +388,23 @@ class CrossEntropy(_SoftmaxLoss):
 
         Returns
         -------
-        raw : ndarray of shape (K,), float64
-            Logits with zero mean; probabilities are clipped at float64 eps so
-            that an absent class gets a finite (very negative) logit.
+        raw : ndarray of shape (K,), float64, zero mean
+            K is ``len(class_weight)`` if given, else ``max(y_true) + 1``.
+            Probabilities are floored at float64 eps so that an absent class
+            gets a finite (very negative) logit.
         """
-        y_arr = np.asarray(y_true)
-        if y_arr.ndim == 2:
-            n, k = y_arr.shape
-            q = v.as_float_array(y_arr, "y_true", dtype=np.float64)
-            prob = _Problem(np.empty((n, k)), (n, k), q, y_true, v.as_sample_weight(sample_weight, n, np.float64), True)
-            w = self._weights(prob)
-            sw = prob.sample_weight if prob.sample_weight.shape[0] else np.ones(n)
-            if ((q < 0) | (q > 1) | ~np.isfinite(q)).any() or (np.abs(q.sum(1) - 1) > 1e-8).any():
-                bad = int(np.argmax(((q < 0) | (q > 1) | ~np.isfinite(q)).any(1) | (np.abs(q.sum(1) - 1) > 1e-8)))
-                raise ValueError(f"y_true must hold class probabilities; row {bad} has {q[bad]!r}")
-            mix = sw @ q
-            totals = w * ((1 - self.label_smoothing) * mix + self.label_smoothing / k * sw.sum())
+        prob = self._validated_labels_for_init(y_true, sample_weight)
+        k, eps = prob.raw.shape[1], self.label_smoothing
+        w = self._class_weight(prob)
+        if prob.soft:
+            sw = prob.weights_or_ones()
+            mix = w * ((1.0 - eps) * (sw @ prob.target) + eps / k * sw.sum())
         else:
-            prob, k = self._class_totals(y_true, sample_weight)
-            prob = prob._replace(raw=np.empty((prob.raw.shape[0], k)))
-            w = self._weights(prob)
-            labels = prob.target
-            sw = prob.sample_weight if prob.sample_weight.shape[0] else np.ones(labels.shape[0])
-            if self.ignore_index is not None:
-                keep = labels != self.ignore_index
-                labels, sw = labels[keep], sw[keep]
-            eps = self.label_smoothing
-            totals = np.bincount(labels, weights=sw * (1 - eps) * w[labels], minlength=k) + (eps / k) * w * sw.sum()
-        if not totals.sum() > 0:
-            raise ValueError("y_true and sample_weight give zero total weight")
-        p = np.maximum(totals / totals.sum(), np.finfo(np.float64).eps)
-        raw = np.log(p)
+            labels, sw = self._counted(prob)
+            mix = np.bincount(labels, weights=sw * (1.0 - eps) * w[labels], minlength=k) + eps / k * w * sw.sum()
+        if not mix.sum() > 0:
+            raise ValueError("y_true, class_weight and sample_weight give zero total weight")
+        raw = np.log(np.maximum(mix / mix.sum(), _EPS))
         return raw - raw.mean()
 
 
@@ -452,117 +440,107 @@ class FocalLoss(_SoftmaxLoss):
     def _known_classes(self) -> int:
         return 0 if self.alpha is None else self.alpha.shape[0]
 
-    def _row_class_weight(self, prob: _Problem) -> np.ndarray:
+    def _class_weight(self, prob: _Problem) -> np.ndarray:
         k = prob.raw.shape[1]
         return np.ones(k) if self.alpha is None else v.per_class_vector(self.alpha, "alpha", k)
 
     def _run(self, prob, grad_scale, loss_out, grad_out, hess_out):
-        has_ignore, ignore = self._ignore()
         total, bad_target, bad_raw = launch(
-            sm.focal_labels, prob.target, prob.raw, prob.sample_weight, self._row_class_weight(prob),
-            self.gamma, has_ignore, ignore, grad_scale, loss_out, grad_out, hess_out,
-            grad_out.shape[0] > 0, hess_out.shape[0] > 0)
+            sm.focal_labels, prob.target, prob.raw, prob.sample_weight, self._class_weight(prob), self.gamma,
+            *self._ignore(), grad_scale, loss_out, grad_out, hess_out, grad_out.shape[0] > 0, hess_out.shape[0] > 0)
         self._raise(prob, bad_target, bad_raw)
         return total
 
     def init_raw_prediction(self, y_true, sample_weight=None) -> np.ndarray:
-        """Constant logits minimising the loss (numerically; returns (K,) float64, zero mean).
+        """Constant logits minimising the loss: ndarray of shape (K,), float64, zero mean.
 
-        The loss of a constant prediction depends on the data only through the
-        weighted count of each class, so the search runs on K aggregated rows.
+        The loss of a constant prediction depends on the data only through each
+        class's weighted count, so the search (L-BFGS from the cross-entropy
+        optimum) runs on K aggregated rows.
         """
-        prob, k = self._class_totals(y_true, sample_weight)
-        labels = prob.target
-        sw = prob.sample_weight if prob.sample_weight.shape[0] else np.ones(labels.shape[0])
-        if self.ignore_index is not None:
-            keep = labels != self.ignore_index
-            labels, sw = labels[keep], sw[keep]
+        prob = self._validated_labels_for_init(y_true, sample_weight)
+        k = prob.raw.shape[1]
+        labels, sw = self._counted(prob)
         counts = np.bincount(labels, weights=sw, minlength=k)
-        classes = np.arange(k)
-        present = counts > 0
-        start = np.log(np.maximum(counts / counts.sum(), np.finfo(np.float64).eps))
+        present = np.flatnonzero(counts > 0)
+        total = counts.sum()
 
         def objective(z):
-            value, grad = self.loss_gradient(classes[present], np.broadcast_to(z, (int(present.sum()), k)),
-                                             counts[present], reduction="sum")
-            total = counts.sum()
+            value, grad = self.loss_gradient(present, np.broadcast_to(z, (present.shape[0], k)), counts[present],
+                                             reduction="sum")
             return float(value) / total, grad.sum(axis=0) / total
 
+        start = np.log(np.maximum(counts / total, _EPS))
         raw = _minimise_constant(objective, start - start.mean())
         return raw - raw.mean()
 
 
-# ----------------------------------------------------------------- element-wise
+# ------------------------------------------------------------------ element-wise
 class _ElementwiseLoss(_Loss):
     _kind: int
     _target_rule = "must be finite"
 
     def _column_params(self, n_cols: int) -> tuple[np.ndarray, float]:
-        """``(col_param (L,), extra)`` for the element formula."""
+        """``(col_param (L,) float64, extra)`` for the family's element formula."""
         raise NotImplementedError
 
     def _prepare(self, y_true, raw_prediction, sample_weight) -> _Problem:
         raw, shape = v.as_raw(raw_prediction, two_d_only=False)
         target = v.as_targets(y_true, raw, shape)
-        sw = v.as_sample_weight(sample_weight, raw.shape[0], raw.dtype)
-        return _Problem(raw, shape, target, y_true, sw, False)
+        return _Problem(raw, shape, target, y_true, v.as_sample_weight(sample_weight, raw.shape[0], raw.dtype), False)
 
     def _total_weight(self, prob: _Problem) -> float:
-        n, n_cols = prob.raw.shape
-        sw = prob.sample_weight
-        return (float(sw.sum(dtype=np.float64)) if sw.shape[0] else float(n)) * n_cols
+        return float(prob.weights_or_ones().sum()) * prob.raw.shape[1]
 
     def _run(self, prob, grad_scale, loss_out, grad_out, hess_out):
         col_param, extra = self._column_params(prob.raw.shape[1])
         total, bad_target, bad_raw = launch(
-            ew.elementwise, self._kind, prob.target, prob.raw, prob.sample_weight, col_param, extra,
-            grad_scale, loss_out, grad_out, hess_out, grad_out.shape[0] > 0, hess_out.shape[0] > 0)
+            ew.elementwise, self._kind, prob.target, prob.raw, prob.sample_weight, col_param, extra, grad_scale,
+            loss_out, grad_out, hess_out, grad_out.shape[0] > 0, hess_out.shape[0] > 0)
         v.raise_for_bad_rows(prob.raw.shape[0], bad_target, bad_raw, prob.y_true, prob.raw, self._target_rule)
         return total
 
-    def _init_problem(self, y_true, sample_weight):
+    def _validated_targets_for_init(self, y_true, sample_weight) -> _Problem:
         y = v.as_float_array(y_true, "y_true", dtype=np.float64)
         if y.ndim not in (1, 2) or y.shape[0] == 0:
             raise ValueError(f"y_true must be a non-empty 1-D or 2-D array, got shape {y.shape}")
-        y2 = y.reshape(y.shape[0], -1)
-        prob = self._prepare(y, y, sample_weight)  # validates y (as targets) and weights
-        self._run(prob, 1.0, np.empty((0, y2.shape[1])), np.empty((0, y2.shape[1])), np.empty((0, y2.shape[1])))
-        sw = prob.sample_weight if prob.sample_weight.shape[0] else np.ones(y.shape[0])
-        if not sw.sum() > 0:
-            raise ValueError("sample_weight sums to zero: no constant prediction is defined")
-        return y, y2, sw
+        return self._validated_for_init(y, sample_weight, y.shape)
 
-    def _numeric_init(self, y_true, sample_weight, start) -> np.ndarray | np.floating:
-        y, y2, sw = self._init_problem(y_true, sample_weight)
+    @staticmethod
+    def _as_result(prob: _Problem, raw: np.ndarray):
+        return np.float64(raw[0]) if len(prob.shape) == 1 else raw
 
-        def objective(z):
-            value, grad = self.loss_gradient(y2, np.broadcast_to(z, y2.shape), sw, reduction="mean")
-            return float(value), grad.sum(axis=0)
-
-        raw = _minimise_constant(objective, start(y2, sw))
-        return np.float64(raw[0]) if y.ndim == 1 else raw
+    def _start(self, y: np.ndarray, sw: np.ndarray) -> np.ndarray:
+        """Starting point of the numeric search: the weighted median of each column."""
+        out = np.empty(y.shape[1])
+        for j in range(y.shape[1]):
+            order = np.argsort(y[:, j])
+            cum = np.cumsum(sw[order])
+            out[j] = y[order[np.searchsorted(cum, 0.5 * cum[-1])], j]
+        return out
 
     def init_raw_prediction(self, y_true, sample_weight=None):
-        """Constant raw score minimising the weighted loss.
+        """Constant raw score minimising the weighted loss (numerically, L-BFGS).
 
         Returns
         -------
         raw : float64 scalar for 1-D ``y_true``, else ndarray of shape (L,) / (T,)
         """
-        return self._numeric_init(y_true, sample_weight, _weighted_median)
+        prob = self._validated_targets_for_init(y_true, sample_weight)
+        y, sw = prob.target, prob.weights_or_ones()
 
+        def objective(z):
+            value, grad = self.loss_gradient(y, np.broadcast_to(z, y.shape), sw, reduction="mean")
+            return float(value), grad.sum(axis=0)
 
-def _weighted_median(y2: np.ndarray, sw: np.ndarray) -> np.ndarray:
-    out = np.empty(y2.shape[1])
-    for j in range(y2.shape[1]):
-        order = np.argsort(y2[:, j])
-        cum = np.cumsum(sw[order])
-        out[j] = y2[order[np.searchsorted(cum, 0.5 * cum[-1])], j]
-    return out
+        return self._as_result(prob, _minimise_constant(objective, self._start(y, sw)))
 
 
 class _SigmoidLoss(_ElementwiseLoss):
     _target_rule = "must hold values in [0, 1]"
+
+    def _start(self, y, sw):
+        return _logit((sw @ y) / sw.sum())
 
     def predict_proba(self, raw_prediction):
         """Sigmoid of the logits, computed stably.
@@ -574,7 +552,7 @@ class _SigmoidLoss(_ElementwiseLoss):
         Returns
         -------
         proba : ndarray of raw_prediction's shape and dtype
-            Probability of the positive class for each output.
+            Probability of the positive class of each output.
         """
         raw, shape = v.as_raw(raw_prediction, two_d_only=False)
         out = np.empty_like(raw)
@@ -589,7 +567,7 @@ class BinaryCrossEntropy(_SigmoidLoss):
     Parameters
     ----------
     pos_weight : float, array-like of shape (L,), or None
-        Weight of the positive term of each output (> 0 boosts recall).
+        Weight of the positive term of each output (> 1 favours recall).
 
     Notes
     -----
@@ -612,26 +590,20 @@ class BinaryCrossEntropy(_SigmoidLoss):
         return {"pos_weight": self.pos_weight}
 
     def _column_params(self, n_cols):
-        if self.pos_weight is None:
-            return np.ones(n_cols), 0.0
-        if isinstance(self.pos_weight, float):
-            return np.full(n_cols, self.pos_weight), 0.0
-        return v.per_class_vector(self.pos_weight, "pos_weight", n_cols), 0.0
+        if isinstance(self.pos_weight, np.ndarray):
+            return v.per_class_vector(self.pos_weight, "pos_weight", n_cols), 0.0
+        return np.full(n_cols, 1.0 if self.pos_weight is None else self.pos_weight), 0.0
 
     def init_raw_prediction(self, y_true, sample_weight=None):
-        """Logit of the weighted positive rate: ``log(sum s pw y / sum s (1 - y))`` per output.
+        """Logit of the weighted positive rate, ``log(sum s pw y / sum s (1 - y))`` per output.
 
         Returns a float64 scalar for 1-D ``y_true``, else (L,); rates are
-        clipped at float64 eps so an all-0 or all-1 column stays finite.
+        clipped at float64 eps so that an all-0 or all-1 column stays finite.
         """
-        y, y2, sw = self._init_problem(y_true, sample_weight)
-        pw, _ = self._column_params(y2.shape[1])
-        pos = pw * (sw @ y2)
-        neg = sw @ (1.0 - y2)
-        eps = np.finfo(np.float64).eps
-        rate = np.clip(pos / (pos + neg), eps, 1 - eps)
-        raw = np.log(rate) - np.log1p(-rate)
-        return np.float64(raw[0]) if y.ndim == 1 else raw
+        prob = self._validated_targets_for_init(y_true, sample_weight)
+        y, sw = prob.target, prob.weights_or_ones()
+        pos = self._column_params(y.shape[1])[0] * (sw @ y)
+        return self._as_result(prob, _logit(pos / (pos + sw @ (1.0 - y))))
 
 
 class BinaryFocalLoss(_SigmoidLoss):
@@ -663,16 +635,6 @@ class BinaryFocalLoss(_SigmoidLoss):
 
     def _column_params(self, n_cols):
         return np.full(n_cols, self.gamma), -1.0 if self.alpha is None else self.alpha
-
-    def init_raw_prediction(self, y_true, sample_weight=None):
-        """Constant logits minimising the loss (numerically, from the BCE optimum)."""
-        return self._numeric_init(y_true, sample_weight, _bce_start)
-
-
-def _bce_start(y2, sw):
-    eps = np.finfo(np.float64).eps
-    rate = np.clip((sw @ y2) / sw.sum(), eps, 1 - eps)
-    return np.log(rate) - np.log1p(-rate)
 
 
 class HuberLoss(_ElementwiseLoss):
@@ -706,6 +668,10 @@ class PseudoHuberLoss(HuberLoss):
     Parameters
     ----------
     delta : float > 0, default 1.0
+
+    Notes
+    -----
+    ``y_true`` and ``raw_prediction`` are (n,) or (n, T).
     """
 
     _kind = ew.PSEUDO_HUBER
@@ -726,7 +692,7 @@ class SquaredError(_ElementwiseLoss):
         return np.zeros(n_cols), 0.0
 
     def init_raw_prediction(self, y_true, sample_weight=None):
-        """Weighted mean of ``y_true`` (float64 scalar for 1-D, else (T,))."""
-        y, y2, sw = self._init_problem(y_true, sample_weight)
-        mean = (sw @ y2) / sw.sum()
-        return np.float64(mean[0]) if y.ndim == 1 else mean
+        """Weighted mean of ``y_true``: float64 scalar for 1-D, else (T,)."""
+        prob = self._validated_targets_for_init(y_true, sample_weight)
+        sw = prob.weights_or_ones()
+        return self._as_result(prob, (sw @ prob.target) / sw.sum())

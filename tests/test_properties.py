@@ -31,7 +31,8 @@ def test_gradient_matches_central_differences_of_summed_loss(problem):
         up, down = raw.copy(), raw.copy()
         up[idx] += h
         down[idx] -= h
-        fd[idx] = (float(loss.loss(y, up, sw, reduction="sum")) - float(loss.loss(y, down, sw, reduction="sum"))) / (2 * h)
+        fd[idx] = (float(loss.loss(y, up, sw, reduction="sum"))
+                   - float(loss.loss(y, down, sw, reduction="sum"))) / (2 * h)
     scale = max(1.0, float(np.abs(grad).max()))
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-6 * scale)
 

@@ -48,8 +48,9 @@ def test_cross_entropy_is_torch_cross_entropy(reduction, weighted, smoothing, ig
                              label_smoothing=smoothing, ignore_index=-100 if ignore_index is None else ignore_index)
     np.testing.assert_allclose(ours.loss(y, raw, reduction=reduction), theirs.numpy(), rtol=1e-12, atol=1e-15)
     z = _t(raw).requires_grad_(True)
-    F.cross_entropy(z, torch.tensor(y), weight=None if w is None else _t(w), reduction=reduction,
-                    label_smoothing=smoothing, ignore_index=-100 if ignore_index is None else ignore_index).sum().backward()
+    value = F.cross_entropy(z, torch.tensor(y), weight=None if w is None else _t(w), reduction=reduction,
+                            label_smoothing=smoothing, ignore_index=-100 if ignore_index is None else ignore_index)
+    value.sum().backward()
     _, grad = ours.loss_gradient(y, raw, reduction=reduction)
     np.testing.assert_allclose(grad, z.grad.numpy(), rtol=1e-11, atol=1e-15)
 

@@ -10,9 +10,8 @@ losses.  Shapes: ``targets`` and ``raw`` (n, L); ``col_param`` (L,) float64
 
 from __future__ import annotations
 
-from numba import njit, prange
-
 import numpy as np
+from numba import njit, prange
 
 from .._numerics import block_start, n_blocks, ordered_sum, weighted
 from .regression import huber_element, pseudo_huber_element, squared_error_element

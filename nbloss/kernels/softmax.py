@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import math
 
-from numba import njit, prange
-
 import numpy as np
+from numba import njit, prange
 
 from .._numerics import block_start, n_blocks, ordered_sum, shifted, weighted
 
