@@ -81,8 +81,8 @@ class _Loss:
     # ------------------------------------------------------------------ plumbing
     def _empty(self, prob: _Problem, loss_shaped: bool = False) -> np.ndarray:
         """A zero-row array standing for an output the kernel must not write."""
-        ndim = 1 if (loss_shaped and self._loss_per_row) else 2
-        return np.empty((0,) * (ndim - 1) + (0 if ndim == 1 else prob.raw.shape[1],), dtype=prob.raw.dtype)
+        shape = (0,) if (loss_shaped and self._loss_per_row) else (0, prob.raw.shape[1])
+        return np.empty(shape, dtype=prob.raw.dtype)
 
     def _buffer(self, prob: _Problem, out, name: str):
         """``(returned array, (n, L) kernel view)`` for a wanted derivative."""

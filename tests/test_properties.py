@@ -13,6 +13,17 @@ import nbloss
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+def _central_differences(f, raw, h):
+    """``(f(raw + h e_idx, idx) - f(raw - h e_idx, idx)) / 2h`` for every entry ``idx``."""
+    out = np.empty_like(raw)
+    for idx in np.ndindex(raw.shape):
+        up, down = raw.copy(), raw.copy()
+        up[idx] += h
+        down[idx] -= h
+        out[idx] = (f(up, idx) - f(down, idx)) / (2 * h)
+    return out
+
+
 def _near_kink(loss, y, raw, h):
     if not isinstance(loss, nbloss.HuberLoss) or isinstance(loss, nbloss.PseudoHuberLoss):
         return False
@@ -26,13 +37,7 @@ def test_gradient_matches_central_differences_of_summed_loss(problem):
     h = 1e-5
     assume(not _near_kink(loss, y, raw, h))
     grad = loss.gradient(y, raw, sw)
-    fd = np.empty_like(raw)
-    for idx in np.ndindex(raw.shape):
-        up, down = raw.copy(), raw.copy()
-        up[idx] += h
-        down[idx] -= h
-        fd[idx] = (float(loss.loss(y, up, sw, reduction="sum"))
-                   - float(loss.loss(y, down, sw, reduction="sum"))) / (2 * h)
+    fd = _central_differences(lambda r, idx: float(loss.loss(y, r, sw, reduction="sum")), raw, h)
     scale = max(1.0, float(np.abs(grad).max()))
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-6 * scale)
 
@@ -44,12 +49,7 @@ def test_hessian_matches_central_differences_of_gradient(problem):
     h = 1e-5
     assume(not _near_kink(loss, y, raw, h))
     hess = loss.hessian(y, raw, sw)
-    fd = np.empty_like(raw)
-    for idx in np.ndindex(raw.shape):
-        up, down = raw.copy(), raw.copy()
-        up[idx] += h
-        down[idx] -= h
-        fd[idx] = (loss.gradient(y, up, sw)[idx] - loss.gradient(y, down, sw)[idx]) / (2 * h)
+    fd = _central_differences(lambda r, idx: loss.gradient(y, r, sw)[idx], raw, h)
     scale = max(1.0, float(np.abs(hess).max()))
     np.testing.assert_allclose(hess, fd, rtol=1e-5, atol=1e-6 * scale)
 

@@ -71,14 +71,32 @@ def _row_has_nan(z):
 
 
 @_inline
-def _zero_row(i, loss_out, grad_out, hess_out, want_grad, want_hess):
-    """Outputs of a row that does not count (``ignore_index``, or a bad label)."""
+def _exp_row(i, z, grad_out, hess_out, want_grad, want_hess):
+    """``(m, km, S')`` of row ``i``; when a derivative is wanted, ``e_k`` is stored
+    in its output row (the gradient's, else the Hessian's) for the last pass."""
+    m, km = _row_max(z)
+    if want_grad:
+        return m, km, _row_exp_store(z, m, km, grad_out[i])
+    if want_hess:
+        return m, km, _row_exp_store(z, m, km, hess_out[i])
+    return m, km, _row_exp_sum(z, m, km)
+
+
+@_inline
+def _skip_row(i, z, y, n_classes, has_ignore, ignore_index, loss_out, grad_out, hess_out,
+              want_grad, want_hess):
+    """Zero the outputs of a row that does not count (at ``ignore_index``, or a
+    bad label).  Returns ``(skipped, label_bad, nan_in_skipped_row)``."""
+    ignored = has_ignore and y == ignore_index
+    if not (ignored or y < 0 or y >= n_classes):
+        return False, False, False
     if loss_out.shape[0] > 0:
         loss_out[i] = 0.0
     if want_grad:
         grad_out[i, :] = 0.0
     if want_hess:
         hess_out[i, :] = 0.0
+    return True, not ignored, _row_has_nan(z)
 
 
 @njit(parallel=True, cache=True)
@@ -136,22 +154,15 @@ def cross_entropy_labels(labels, raw, sample_weight, main_w, smooth_w, smooth_re
         for i in range(block_start(b, n, nb), block_start(b + 1, n, nb)):
             z = raw[i]
             y = labels[i]
-            ignored = has_ignore and y == ignore_index
-            if ignored or y < 0 or y >= n_classes:
-                if not ignored:
-                    bad_label = min(bad_label, i)
-                if _row_has_nan(z):
-                    bad_raw = min(bad_raw, i)
-                _zero_row(i, loss_out, grad_out, hess_out, want_grad, want_hess)
-            else:
+            skipped, label_bad, nan_skipped = _skip_row(i, z, y, n_classes, has_ignore, ignore_index,
+                                                        loss_out, grad_out, hess_out, want_grad, want_hess)
+            if label_bad:
+                bad_label = min(bad_label, i)
+            if nan_skipped:
+                bad_raw = min(bad_raw, i)
+            if not skipped:
                 s = float(sample_weight[i]) if has_sw else 1.0
-                m, km = _row_max(z)
-                if want_grad:
-                    s_rest = _row_exp_store(z, m, km, grad_out[i])
-                elif want_hess:
-                    s_rest = _row_exp_store(z, m, km, hess_out[i])
-                else:
-                    s_rest = _row_exp_sum(z, m, km)
+                m, km, s_rest = _exp_row(i, z, grad_out, hess_out, want_grad, want_hess)
                 if s_rest != s_rest:
                     bad_raw = min(bad_raw, i)
                 log_s = math.log1p(s_rest)
@@ -209,13 +220,7 @@ def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, tar
             z = raw[i]
             q = targets[i]
             s = float(sample_weight[i]) if has_sw else 1.0
-            m, km = _row_max(z)
-            if want_grad:
-                s_rest = _row_exp_store(z, m, km, grad_out[i])
-            elif want_hess:
-                s_rest = _row_exp_store(z, m, km, hess_out[i])
-            else:
-                s_rest = _row_exp_sum(z, m, km)
+            m, km, s_rest = _exp_row(i, z, grad_out, hess_out, want_grad, want_hess)
             if s_rest != s_rest:
                 bad_raw = min(bad_raw, i)
             c_total = 0.0
@@ -285,22 +290,15 @@ def focal_labels(labels, raw, sample_weight, alpha, gamma, has_ignore, ignore_in
         for i in range(block_start(b, n, nb), block_start(b + 1, n, nb)):
             z = raw[i]
             y = labels[i]
-            ignored = has_ignore and y == ignore_index
-            if ignored or y < 0 or y >= n_classes:
-                if not ignored:
-                    bad_label = min(bad_label, i)
-                if _row_has_nan(z):
-                    bad_raw = min(bad_raw, i)
-                _zero_row(i, loss_out, grad_out, hess_out, want_grad, want_hess)
-            else:
+            skipped, label_bad, nan_skipped = _skip_row(i, z, y, n_classes, has_ignore, ignore_index,
+                                                        loss_out, grad_out, hess_out, want_grad, want_hess)
+            if label_bad:
+                bad_label = min(bad_label, i)
+            if nan_skipped:
+                bad_raw = min(bad_raw, i)
+            if not skipped:
                 s = float(sample_weight[i]) if has_sw else 1.0
-                m, km = _row_max(z)
-                if want_grad:
-                    s_rest = _row_exp_store(z, m, km, grad_out[i])
-                elif want_hess:
-                    s_rest = _row_exp_store(z, m, km, hess_out[i])
-                else:
-                    s_rest = _row_exp_sum(z, m, km)
+                m, km, s_rest = _exp_row(i, z, grad_out, hess_out, want_grad, want_hess)
                 if s_rest != s_rest:
                     bad_raw = min(bad_raw, i)
                 d_y = shifted(z[y], m)

@@ -1,0 +1,118 @@
+"""pytest-benchmark suite of the kernels: ``pytest benchmarks --benchmark-only``.
+
+Each group times one call shape for nbloss, scikit-learn's Cython loss module
+(where it has the loss) and a memory floor: copying the bytes the call must
+read and write, which no kernel can beat.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
+from sklearn._loss.loss import HuberLoss as SkHuber
+
+import nbloss
+
+N_SOFTMAX, K = 200_000, 10
+N_ELEMENTWISE = 2_000_000
+METHODS = ["gradient_hessian", "loss_gradient", "loss"]
+DTYPES = [np.float64, np.float32]
+
+
+def _softmax_data(dtype):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, K, N_SOFTMAX), rng.normal(scale=3, size=(N_SOFTMAX, K)).astype(dtype)
+
+
+def _elementwise_data(dtype, binary):
+    rng = np.random.default_rng(1)
+    raw = rng.normal(scale=3, size=N_ELEMENTWISE).astype(dtype)
+    y = (rng.uniform(size=N_ELEMENTWISE) < 0.3) if binary else rng.normal(size=N_ELEMENTWISE)
+    return y.astype(dtype), raw
+
+
+def _call(loss, method, y, raw):
+    if method == "loss_gradient":
+        return lambda: loss.loss_gradient(y, raw, reduction="sum")
+    if method == "loss":
+        return lambda: loss.loss(y, raw, reduction="sum")
+    return lambda: loss.gradient_hessian(y, raw)
+
+
+def _floor(raw, method):
+    """Copy as many bytes as the call reads and writes (raw in, 0-2 outputs out)."""
+    n_out = {"gradient_hessian": 2, "loss_gradient": 1, "loss": 0}[method]
+    src = np.concatenate([raw.ravel()] * (n_out + 1)) if n_out else raw.ravel()
+    dst = np.empty_like(src)
+    return lambda: np.copyto(dst, src)
+
+
+SOFTMAX = {"cross_entropy": nbloss.CrossEntropy(), "cross_entropy_smoothing": nbloss.CrossEntropy(label_smoothing=0.1),
+           "focal": nbloss.FocalLoss()}
+ELEMENTWISE = {"bce": (nbloss.BinaryCrossEntropy(), True), "binary_focal": (nbloss.BinaryFocalLoss(), True),
+               "huber": (nbloss.HuberLoss(), False), "pseudo_huber": (nbloss.PseudoHuberLoss(), False),
+               "squared_error": (nbloss.SquaredError(), False)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name", sorted(SOFTMAX))
+def test_softmax_kernels(benchmark, name, method, dtype):
+    y, raw = _softmax_data(dtype)
+    benchmark.group = f"softmax n={N_SOFTMAX} K={K} {method} {np.dtype(dtype).name}"
+    fn = _call(SOFTMAX[name], method, y, raw)
+    fn()  # compile outside the timing
+    benchmark(fn)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
+def test_elementwise_kernels(benchmark, name, method, dtype):
+    loss, binary = ELEMENTWISE[name]
+    y, raw = _elementwise_data(dtype, binary)
+    benchmark.group = f"elementwise n={N_ELEMENTWISE} {method} {np.dtype(dtype).name}"
+    fn = _call(loss, method, y, raw)
+    fn()
+    benchmark(fn)
+
+
+def _sklearn_call(loss, method, y, raw):
+    threads = nbloss.get_num_threads()
+    if method == "gradient_hessian":
+        return lambda: loss.gradient_hessian(y, raw, n_threads=threads)
+    if method == "loss_gradient":
+        return lambda: loss.loss_gradient(y, raw, n_threads=threads)
+    return lambda: loss.loss(y, raw, n_threads=threads)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("method", METHODS)
+def test_sklearn_multinomial(benchmark, method, dtype):
+    y, raw = _softmax_data(dtype)
+    benchmark.group = f"softmax n={N_SOFTMAX} K={K} {method} {np.dtype(dtype).name}"
+    benchmark(_sklearn_call(HalfMultinomialLoss(n_classes=K), method, y.astype(dtype), raw))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name", ["binomial", "huber"])
+def test_sklearn_elementwise(benchmark, name, method, dtype):
+    y, raw = _elementwise_data(dtype, name == "binomial")
+    benchmark.group = f"elementwise n={N_ELEMENTWISE} {method} {np.dtype(dtype).name}"
+    loss = HalfBinomialLoss() if name == "binomial" else SkHuber(quantile=0.9, delta=1.0)
+    benchmark(_sklearn_call(loss, method, y, raw))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("family", ["softmax", "elementwise"])
+def test_memory_floor(benchmark, family, method, dtype):
+    if family == "softmax":
+        _, raw = _softmax_data(dtype)
+        benchmark.group = f"softmax n={N_SOFTMAX} K={K} {method} {np.dtype(dtype).name}"
+    else:
+        _, raw = _elementwise_data(dtype, True)
+        benchmark.group = f"elementwise n={N_ELEMENTWISE} {method} {np.dtype(dtype).name}"
+    benchmark(_floor(raw, method))
