@@ -71,8 +71,9 @@ class _Loss:
     def _prepare(self, y_true, raw_prediction, sample_weight) -> _Problem:
         raise NotImplementedError
 
-    def _run(self, prob: _Problem, grad_scale: float, loss_out, grad_out, hess_out) -> float:
-        """One kernel pass; fills the non-empty outputs, returns the loss sum, raises on bad rows."""
+    def _run(self, prob: _Problem, grad_scale: float, loss_out, grad_out, hess_out, want_loss: bool) -> float:
+        """One kernel pass; fills the non-empty outputs, returns the loss sum (if ``want_loss``),
+        raises on bad rows."""
         raise NotImplementedError
 
     def _total_weight(self, prob: _Problem) -> float:
@@ -103,7 +104,7 @@ class _Loss:
         else:
             per_sample = self._empty(prob, loss_shaped=True)
         grad, grad2d = self._buffer(prob, gradient_out, "gradient_out") if want_grad else (None, self._empty(prob))
-        total = self._run(prob, 1.0 / denominator, per_sample, grad2d, self._empty(prob))
+        total = self._run(prob, 1.0 / denominator, per_sample, grad2d, self._empty(prob), True)
         if reduction == "none":
             value = per_sample if self._loss_per_row else per_sample.reshape(prob.shape)
         else:
@@ -116,13 +117,13 @@ class _Loss:
         hess, hess2d = self._buffer(prob, hessian_out, "hessian_out") if want_hess else (None, self._empty(prob))
         if want_grad and want_hess:
             v.check_distinct(grad, hess)
-        self._run(prob, 1.0, self._empty(prob, loss_shaped=True), grad2d, hess2d)
+        self._run(prob, 1.0, self._empty(prob, loss_shaped=True), grad2d, hess2d, False)
         return grad, hess
 
     def _validated_for_init(self, y_true, sample_weight, raw_shape) -> _Problem:
         """Validate ``y_true`` (in the kernel, as every call does) against a zero prediction."""
         prob = self._prepare(y_true, np.zeros(raw_shape), sample_weight)
-        self._run(prob, 1.0, self._empty(prob, loss_shaped=True), self._empty(prob), self._empty(prob))
+        self._run(prob, 1.0, self._empty(prob, loss_shaped=True), self._empty(prob), self._empty(prob), False)
         if not prob.weights_or_ones().sum() > 0:
             raise ValueError("sample_weight sums to zero: no constant prediction is defined")
         return prob
@@ -355,11 +356,11 @@ class CrossEntropy(_SoftmaxLoss):
             counts, n_counted = np.bincount(labels, minlength=k).astype(np.float64), float(labels.shape[0])
         return np.divide(n_counted, k * counts, out=np.zeros(k), where=counts > 0)
 
-    def _run(self, prob, grad_scale, loss_out, grad_out, hess_out):
+    def _run(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
         w = self._class_weight(prob)
         k = w.shape[0]
         eps = self.label_smoothing
-        want = (grad_out.shape[0] > 0, hess_out.shape[0] > 0)
+        want = (want_loss, grad_out.shape[0] > 0, hess_out.shape[0] > 0)
         if prob.soft:
             # float32-rounded rows are off 1 by ~K * 6e-8; anything further is not a distribution
             tol = max(float(np.sqrt(np.finfo(prob.raw.dtype).eps)), 1e-6)
@@ -444,10 +445,11 @@ class FocalLoss(_SoftmaxLoss):
         k = prob.raw.shape[1]
         return np.ones(k) if self.alpha is None else v.per_class_vector(self.alpha, "alpha", k)
 
-    def _run(self, prob, grad_scale, loss_out, grad_out, hess_out):
+    def _run(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
         total, bad_target, bad_raw = launch(
             sm.focal_labels, prob.target, prob.raw, prob.sample_weight, self._class_weight(prob), self.gamma,
-            *self._ignore(), grad_scale, loss_out, grad_out, hess_out, grad_out.shape[0] > 0, hess_out.shape[0] > 0)
+            *self._ignore(), grad_scale, loss_out, grad_out, hess_out, want_loss, grad_out.shape[0] > 0,
+            hess_out.shape[0] > 0)
         self._raise(prob, bad_target, bad_raw)
         return total
 
@@ -477,8 +479,9 @@ class FocalLoss(_SoftmaxLoss):
 
 # ------------------------------------------------------------------ element-wise
 class _ElementwiseLoss(_Loss):
-    _kind: int
+    _kind: int  # the loss's formula in nbloss.kernels.elementwise
     _target_rule = "must be finite"
+    _target_range = (-float(np.finfo(np.float64).max), float(np.finfo(np.float64).max))
 
     def _column_params(self, n_cols: int) -> tuple[np.ndarray, float]:
         """``(col_param (L,) float64, extra)`` for the family's element formula."""
@@ -492,11 +495,12 @@ class _ElementwiseLoss(_Loss):
     def _total_weight(self, prob: _Problem) -> float:
         return float(prob.weights_or_ones().sum()) * prob.raw.shape[1]
 
-    def _run(self, prob, grad_scale, loss_out, grad_out, hess_out):
+    def _run(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
         col_param, extra = self._column_params(prob.raw.shape[1])
         total, bad_target, bad_raw = launch(
-            ew.elementwise, self._kind, prob.target, prob.raw, prob.sample_weight, col_param, extra, grad_scale,
-            loss_out, grad_out, hess_out, grad_out.shape[0] > 0, hess_out.shape[0] > 0)
+            ew.elementwise, self._kind, prob.target, prob.raw, prob.sample_weight, col_param, extra,
+            *self._target_range, grad_scale, loss_out, grad_out, hess_out, want_loss, grad_out.shape[0] > 0,
+            hess_out.shape[0] > 0)
         v.raise_for_bad_rows(prob.raw.shape[0], bad_target, bad_raw, prob.y_true, prob.raw, self._target_rule)
         return total
 
@@ -538,6 +542,7 @@ class _ElementwiseLoss(_Loss):
 
 class _SigmoidLoss(_ElementwiseLoss):
     _target_rule = "must hold values in [0, 1]"
+    _target_range = (0.0, 1.0)
 
     def _start(self, y, sw):
         return _logit((sw @ y) / sw.sum())

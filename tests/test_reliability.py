@@ -103,11 +103,13 @@ for dtype in (np.float64, np.float32):
     for loss in (nbloss.CrossEntropy(label_smoothing=0.1), nbloss.FocalLoss()):
         loss.loss_gradient(y, r); loss.gradient_hessian(y, r); loss.predict_proba(r)
     nbloss.CrossEntropy().loss(rng.dirichlet(np.ones(4), 100).astype(dtype), r)
-    for loss in (nbloss.BinaryCrossEntropy(), nbloss.HuberLoss()):
+    for loss in (nbloss.BinaryCrossEntropy(), nbloss.BinaryFocalLoss(), nbloss.HuberLoss(), nbloss.PseudoHuberLoss(),
+                 nbloss.SquaredError()):
         loss.gradient_hessian(np.zeros(100, dtype), r[:, 0]); loss.loss(np.zeros(100), r[:, 0])
     nbloss.BinaryFocalLoss().predict_proba(r)
-kernels = [softmax.label_weight_total, softmax.cross_entropy_labels, softmax.cross_entropy_soft,
-           softmax.focal_labels, softmax.softmax, elementwise.elementwise, sigmoid.sigmoid]
+kernels = [obj for mod in (elementwise, sigmoid, softmax) for obj in vars(mod).values()
+           if hasattr(obj, "stats") and obj.targetoptions.get("parallel")]
+kernels = [k for k in kernels if k.signatures]  # the ones this probe used
 print(json.dumps({
     "misses": sum(sum(k.stats.cache_misses.values()) for k in kernels),
     "hits": sum(sum(k.stats.cache_hits.values()) for k in kernels),

@@ -97,6 +97,26 @@ def test_elementwise_nan_logit(loss, method):
         _call(loss, method, y, raw)
 
 
+@pytest.mark.parametrize("loss", ELEMENTWISE_LOSSES, ids=repr)
+@pytest.mark.parametrize("method", ["loss", "gradient_hessian"])
+@pytest.mark.parametrize("shape", [(50_000,), (20_000, 3)])
+@pytest.mark.parametrize("where", [0, 777, -1])
+def test_elementwise_bad_values_found_anywhere_in_large_inputs(loss, method, shape, where):
+    """Blocks hold thousands of elements: the first bad row is found wherever it is."""
+    rng = np.random.default_rng(0)
+    raw = rng.normal(size=shape)
+    y = (rng.uniform(size=shape) < 0.5).astype(float)
+    row = where % shape[0]
+    raw.reshape(shape[0], -1)[row, -1] = np.nan
+    raw.reshape(shape[0], -1)[-1, 0] = np.nan
+    with pytest.raises(ValueError, match=f"raw_prediction must not contain NaN; row {row}"):
+        getattr(loss, method)(y, raw)
+    raw = np.nan_to_num(raw)
+    y.reshape(shape[0], -1)[row, 0] = np.nan
+    with pytest.raises(ValueError, match=f"y_true .*; row {row}"):
+        getattr(loss, method)(y, raw)
+
+
 @pytest.mark.parametrize("loss", ELEMENTWISE_LOSSES[:2], ids=repr)
 @pytest.mark.parametrize("bad", [-0.1, 1.5, np.nan, np.inf])
 def test_binary_targets_outside_unit_interval(loss, bad):

@@ -1,7 +1,7 @@
 """Regression element formulas: Huber, pseudo-Huber and squared error.
 
-Each ``*_element`` returns ``(loss, grad, hess, target_ok)`` for a prediction
-``z`` and a finite target ``y``, with residual ``r = z - y``.
+Each ``*_element`` returns ``(loss, grad, hess)`` for a prediction ``z`` and a
+finite target ``y`` (checked by the driver), with residual ``r = z - y``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ def huber_element(y, z, delta):
     y = float(y)
     r = float(z) - y
     if abs(r) <= delta:
-        return 0.5 * r * r, r, 1.0, math.isfinite(y)
-    return delta * (abs(r) - 0.5 * delta), math.copysign(delta, r), 0.0, math.isfinite(y)
+        return 0.5 * r * r, r, 1.0
+    return delta * (abs(r) - 0.5 * delta), math.copysign(delta, r), 0.0
 
 
 @_inline
@@ -37,11 +37,11 @@ def pseudo_huber_element(y, z, delta):
     y = float(y)
     r = float(z) - y
     if math.isinf(r):
-        return math.inf, math.copysign(delta, r), 0.0, math.isfinite(y)
+        return math.inf, math.copysign(delta, r), 0.0
     x = r / delta
     h = math.hypot(1.0, x)
     inv_h = 1.0 / h
-    return delta * abs(r) * (abs(x) / (h + 1.0)), r * inv_h, inv_h * inv_h * inv_h, math.isfinite(y)
+    return delta * abs(r) * (abs(x) / (h + 1.0)), r * inv_h, inv_h * inv_h * inv_h
 
 
 @_inline
@@ -49,4 +49,4 @@ def squared_error_element(y, z, unused):
     """``r^2 / 2``; gradient ``r``, Hessian 1 (an infinite prediction has an infinite gradient)."""
     y = float(y)
     r = float(z) - y
-    return 0.5 * r * r, r, 1.0, math.isfinite(y)
+    return 0.5 * r * r, r, 1.0

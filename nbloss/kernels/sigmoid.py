@@ -1,9 +1,9 @@
 """Sigmoid-family element formulas: binary cross-entropy with logits and
 sigmoid (binary) focal loss, plus the stable sigmoid for ``predict_proba``.
 
-Each ``*_element`` returns ``(loss, grad, hess, target_ok)`` for one logit
-``z`` and target ``y`` in [0, 1]; :mod:`nbloss.kernels.elementwise` runs them
-over rows.
+Each ``*_element`` returns ``(loss, grad, hess)`` for one logit ``z`` and a
+target ``y`` in [0, 1] (checked by :mod:`nbloss.kernels.elementwise`, which
+runs them over rows).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ _inline = njit(inline="always", cache=True)
 
 
 @_inline
-def bce_element(y, z, pos_weight):
+def bce_element(y, z, pos_weight, want_loss):
     """``pw y softplus(-z) + (1 - y) softplus(z)`` (PyTorch's ``pos_weight``).
 
     Gradient ``(1 - y) sigmoid(z) - pw y sigmoid(-z)``; Hessian
@@ -26,16 +26,18 @@ def bce_element(y, z, pos_weight):
     y = float(y)
     pos = pos_weight * y
     neg = 1.0 - y
-    sp_pos, sp_neg = softplus_pair(z)
     sig, sig_neg, curv = sigmoid_pair(z)
-    loss = weighted(pos, sp_neg) + weighted(neg, sp_pos)
+    loss = 0.0
+    if want_loss:
+        sp_pos, sp_neg = softplus_pair(z)
+        loss = weighted(pos, sp_neg) + weighted(neg, sp_pos)
     grad = neg * sig - pos * sig_neg
     hess = (pos + neg) * curv
-    return loss, grad, hess, 0.0 <= y <= 1.0
+    return loss, grad, hess
 
 
 @_inline
-def binary_focal_element(y, z, gamma, alpha):
+def binary_focal_element(y, z, gamma, alpha, want_loss):
     """torchvision's ``sigmoid_focal_loss``: ``alpha_t v^gamma ce``.
 
     ``ce`` is the BCE above (no ``pos_weight``), ``v = 1 - p_t = y sigmoid(-z)
@@ -50,7 +52,8 @@ def binary_focal_element(y, z, gamma, alpha):
       + gamma R (sigmoid(-z) - sigmoid(z)) ce + 2 gamma R D + s]``.
 
     Writing ``v^(gamma - k)`` as ``v^gamma R^k / s^k`` keeps every term finite
-    as ``v -> 0`` for any ``gamma >= 0``.
+    as ``v -> 0`` for any ``gamma >= 0``.  The derivatives need ``ce``, so
+    ``want_loss`` changes nothing here.
     """
     y = float(y)
     neg = 1.0 - y
@@ -67,7 +70,7 @@ def binary_focal_element(y, z, gamma, alpha):
     hess = scale * (gamma * (gamma - 1.0) * weighted(ratio * ratio, ce)
                     + gamma * weighted(ratio * (sig_neg - sig), ce)
                     + 2.0 * gamma * ratio * diff + curv)
-    return loss, grad, hess, 0.0 <= y <= 1.0
+    return loss, grad, hess
 
 
 @njit(parallel=True, cache=True)

@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .._numerics import block_start, n_blocks, ordered_sum, shifted, weighted
+from .._numerics import block_bounds, exp_nonpos, n_blocks, ordered_sum, shifted, weighted
 
 _inline = njit(inline="always", cache=True)
 
@@ -46,19 +46,22 @@ def _row_exp_sum(z, m, km):
     s_rest = 0.0
     for k in range(z.shape[0]):
         if k != km:
-            s_rest += math.exp(shifted(z[k], m))
+            s_rest += exp_nonpos(shifted(z[k], m))
     return s_rest
 
 
 @_inline
 def _row_exp_store(z, m, km, buf):
-    """``S'``, storing ``e_k`` in ``buf`` (a gradient or Hessian row) for the next pass."""
+    """``S'``, storing ``e_k`` in ``buf`` (a gradient or Hessian row) for the next pass.
+
+    Two loops: the exponentials (no loop-carried dependence, so vectorised),
+    then their sum in order.
+    """
+    for k in range(z.shape[0]):
+        buf[k] = exp_nonpos(shifted(z[k], m))
     s_rest = 0.0
     for k in range(z.shape[0]):
-        e = math.exp(shifted(z[k], m))
-        buf[k] = e
-        if k != km:
-            s_rest += e
+        s_rest += buf[k] if k != km else 0.0
     return s_rest
 
 
@@ -113,14 +116,17 @@ def label_weight_total(labels, sample_weight, class_weight, has_ignore, ignore_i
     partial = np.zeros(nb)
     bad = n
     for b in prange(nb):
+        lo, hi = block_bounds(b, n, nb)
+        lab = labels[lo:hi]
+        sb = sample_weight[lo:hi] if has_sw else sample_weight
         acc = 0.0
-        for i in range(block_start(b, n, nb), block_start(b + 1, n, nb)):
-            y = labels[i]
+        for i in range(lab.shape[0]):
+            y = lab[i]
             if not (has_ignore and y == ignore_index):
                 if y < 0 or y >= n_classes:
-                    bad = min(bad, i)
+                    bad = min(bad, lo + i)
                 else:
-                    acc += (float(sample_weight[i]) if has_sw else 1.0) * class_weight[y]
+                    acc += (float(sb[i]) if has_sw else 1.0) * class_weight[y]
         partial[b] = acc
     return ordered_sum(partial), bad
 
@@ -128,7 +134,7 @@ def label_weight_total(labels, sample_weight, class_weight, has_ignore, ignore_i
 @njit(parallel=True, cache=True)
 def cross_entropy_labels(labels, raw, sample_weight, main_w, smooth_w, smooth_rest,
                          smooth_total, has_ignore, ignore_index, grad_scale,
-                         loss_out, grad_out, hess_out, want_grad, want_hess):
+                         loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
     """Cross-entropy with class indices, class weights and label smoothing.
 
     Per row with weight ``s``: coefficients ``c_k = s * (main_w[y] [k == y] +
@@ -150,54 +156,61 @@ def cross_entropy_labels(labels, raw, sample_weight, main_w, smooth_w, smooth_re
     bad_label = n
     bad_raw = n
     for b in prange(nb):
+        lo, hi = block_bounds(b, n, nb)
+        rows = raw[lo:hi]
+        lab = labels[lo:hi]
+        sb = sample_weight[lo:hi] if has_sw else sample_weight
+        lb = loss_out[lo:hi] if store_loss else loss_out
+        gb = grad_out[lo:hi] if want_grad else grad_out
+        hb = hess_out[lo:hi] if want_hess else hess_out
         acc = 0.0
-        for i in range(block_start(b, n, nb), block_start(b + 1, n, nb)):
-            z = raw[i]
-            y = labels[i]
+        for i in range(rows.shape[0]):
+            z = rows[i]
+            y = lab[i]
             skipped, label_bad, nan_skipped = _skip_row(i, z, y, n_classes, has_ignore, ignore_index,
-                                                        loss_out, grad_out, hess_out, want_grad, want_hess)
+                                                        lb, gb, hb, want_grad, want_hess)
             if label_bad:
-                bad_label = min(bad_label, i)
+                bad_label = min(bad_label, lo + i)
             if nan_skipped:
-                bad_raw = min(bad_raw, i)
-            if not skipped:
-                s = float(sample_weight[i]) if has_sw else 1.0
-                m, km, s_rest = _exp_row(i, z, grad_out, hess_out, want_grad, want_hess)
-                if s_rest != s_rest:
-                    bad_raw = min(bad_raw, i)
+                bad_raw = min(bad_raw, lo + i)
+            if skipped:
+                continue
+            s = float(sb[i]) if has_sw else 1.0
+            m, km, s_rest = _exp_row(i, z, gb, hb, want_grad, want_hess)
+            if s_rest != s_rest:
+                bad_raw = min(bad_raw, lo + i)
+            d_y = shifted(z[y], m)
+            a = s * main_w[y]
+            if want_loss:
                 log_s = math.log1p(s_rest)
-                d_y = shifted(z[y], m)
-                a = s * main_w[y]
                 row_loss = weighted(a, log_s - d_y)
                 if smoothing:
                     for k in range(n_classes):
                         row_loss += weighted(s * smooth_w[k], log_s - shifted(z[k], m))
                 acc += row_loss
                 if store_loss:
-                    loss_out[i] = row_loss
-                if want_grad or want_hess:
-                    c_total = a + s * smooth_total
-                    inv_s = 1.0 / (1.0 + s_rest)
-                    rest_y = s_rest if y == km else 1.0 + (s_rest - math.exp(d_y))
-                    src = grad_out[i] if want_grad else hess_out[i]
-                    for j in range(n_classes):
-                        p = src[j] * inv_s
-                        if want_hess:
-                            one_minus_p = s_rest * inv_s if j == km else 1.0 - p
-                            hess_out[i, j] = grad_scale * c_total * p * one_minus_p
-                        if want_grad:
-                            if j == y:
-                                g = s * smooth_rest[y] - c_total * (rest_y * inv_s)
-                            else:
-                                g = c_total * p - s * smooth_w[j]
-                            grad_out[i, j] = grad_scale * g
+                    lb[i] = row_loss
+            if want_grad or want_hess:
+                c_total = a + s * smooth_total
+                inv_s = 1.0 / (1.0 + s_rest)
+                rest_y = s_rest if y == km else 1.0 + (s_rest - exp_nonpos(d_y))
+                g_y = grad_scale * (s * smooth_rest[y] - c_total * (rest_y * inv_s))
+                src = gb[i] if want_grad else hb[i]
+                scale = grad_scale * c_total
+                for j in range(n_classes):
+                    p = src[j] * inv_s
+                    if want_hess:
+                        one_minus_p = s_rest * inv_s if j == km else 1.0 - p
+                        hb[i, j] = scale * p * one_minus_p
+                    if want_grad:
+                        gb[i, j] = g_y if j == y else scale * p - grad_scale * s * smooth_w[j]
         partial[b] = acc
     return ordered_sum(partial), bad_label, bad_raw
 
 
 @njit(parallel=True, cache=True)
 def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, target_tol,
-                       grad_scale, loss_out, grad_out, hess_out, want_grad, want_hess):
+                       grad_scale, loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
     """Cross-entropy with soft targets (rows of class probabilities).
 
     Coefficients ``c_k = s * w_k * ((1 - eps) q_k + eps / K)``; loss, gradient
@@ -215,50 +228,58 @@ def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, tar
     bad_target = n
     bad_raw = n
     for b in prange(nb):
+        lo, hi = block_bounds(b, n, nb)
+        rows = raw[lo:hi]
+        qs = targets[lo:hi]
+        sb = sample_weight[lo:hi] if has_sw else sample_weight
+        lb = loss_out[lo:hi] if store_loss else loss_out
+        gb = grad_out[lo:hi] if want_grad else grad_out
+        hb = hess_out[lo:hi] if want_hess else hess_out
         acc = 0.0
-        for i in range(block_start(b, n, nb), block_start(b + 1, n, nb)):
-            z = raw[i]
-            q = targets[i]
-            s = float(sample_weight[i]) if has_sw else 1.0
-            m, km, s_rest = _exp_row(i, z, grad_out, hess_out, want_grad, want_hess)
+        for i in range(rows.shape[0]):
+            z = rows[i]
+            q = qs[i]
+            s = float(sb[i]) if has_sw else 1.0
+            m, km, s_rest = _exp_row(i, z, gb, hb, want_grad, want_hess)
             if s_rest != s_rest:
-                bad_raw = min(bad_raw, i)
+                bad_raw = min(bad_raw, lo + i)
             c_total = 0.0
             linear = 0.0
             q_sum = 0.0
             q_ok = True
             for k in range(n_classes):
                 qk = float(q[k])
-                if not (0.0 <= qk <= 1.0):
-                    q_ok = False
+                q_ok = q_ok & (0.0 <= qk) & (qk <= 1.0)
                 q_sum += qk
                 c = s * class_weight[k] * (keep * qk + spread)
                 c_total += c
-                linear += weighted(c, -shifted(z[k], m))
+                if want_loss:
+                    linear += weighted(c, -shifted(z[k], m))
             if not q_ok or abs(q_sum - 1.0) > target_tol:
-                bad_target = min(bad_target, i)
-            row_loss = weighted(c_total, math.log1p(s_rest)) + linear
-            acc += row_loss
-            if store_loss:
-                loss_out[i] = row_loss
+                bad_target = min(bad_target, lo + i)
+            if want_loss:
+                row_loss = weighted(c_total, math.log1p(s_rest)) + linear
+                acc += row_loss
+                if store_loss:
+                    lb[i] = row_loss
             if want_grad or want_hess:
                 inv_s = 1.0 / (1.0 + s_rest)
-                src = grad_out[i] if want_grad else hess_out[i]
+                src = gb[i] if want_grad else hb[i]
+                scale = grad_scale * c_total
                 for j in range(n_classes):
                     p = src[j] * inv_s
                     if want_hess:
                         one_minus_p = s_rest * inv_s if j == km else 1.0 - p
-                        hess_out[i, j] = grad_scale * c_total * p * one_minus_p
+                        hb[i, j] = scale * p * one_minus_p
                     if want_grad:
-                        c = s * class_weight[j] * (keep * float(q[j]) + spread)
-                        grad_out[i, j] = grad_scale * (c_total * p - c)
+                        gb[i, j] = scale * p - grad_scale * s * class_weight[j] * (keep * float(q[j]) + spread)
         partial[b] = acc
     return ordered_sum(partial), bad_target, bad_raw
 
 
 @njit(parallel=True, cache=True)
 def focal_labels(labels, raw, sample_weight, alpha, gamma, has_ignore, ignore_index,
-                 grad_scale, loss_out, grad_out, hess_out, want_grad, want_hess):
+                 grad_scale, loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
     """Softmax focal loss ``-alpha_y (1 - p_y)^gamma log p_y``.
 
     With ``p = p_y``, ``u = 1 - p``, ``L = -log p``, ``rho = L / u`` and
@@ -286,54 +307,64 @@ def focal_labels(labels, raw, sample_weight, alpha, gamma, has_ignore, ignore_in
     bad_label = n
     bad_raw = n
     for b in prange(nb):
+        lo, hi = block_bounds(b, n, nb)
+        rows = raw[lo:hi]
+        lab = labels[lo:hi]
+        sb = sample_weight[lo:hi] if has_sw else sample_weight
+        lb = loss_out[lo:hi] if store_loss else loss_out
+        gb = grad_out[lo:hi] if want_grad else grad_out
+        hb = hess_out[lo:hi] if want_hess else hess_out
         acc = 0.0
-        for i in range(block_start(b, n, nb), block_start(b + 1, n, nb)):
-            z = raw[i]
-            y = labels[i]
+        for i in range(rows.shape[0]):
+            z = rows[i]
+            y = lab[i]
             skipped, label_bad, nan_skipped = _skip_row(i, z, y, n_classes, has_ignore, ignore_index,
-                                                        loss_out, grad_out, hess_out, want_grad, want_hess)
+                                                        lb, gb, hb, want_grad, want_hess)
             if label_bad:
-                bad_label = min(bad_label, i)
+                bad_label = min(bad_label, lo + i)
             if nan_skipped:
-                bad_raw = min(bad_raw, i)
-            if not skipped:
-                s = float(sample_weight[i]) if has_sw else 1.0
-                m, km, s_rest = _exp_row(i, z, grad_out, hess_out, want_grad, want_hess)
-                if s_rest != s_rest:
-                    bad_raw = min(bad_raw, i)
-                d_y = shifted(z[y], m)
-                nll = math.log1p(s_rest) - d_y
-                inv_s = 1.0 / (1.0 + s_rest)
-                e_y = math.exp(d_y)
-                rest_y = s_rest if y == km else 1.0 + (s_rest - e_y)
-                p_y = e_y * inv_s
-                u = rest_y * inv_s
-                a_u = s * alpha[y] * u**gamma
+                bad_raw = min(bad_raw, lo + i)
+            if skipped:
+                continue
+            s = float(sb[i]) if has_sw else 1.0
+            m, km, s_rest = _exp_row(i, z, gb, hb, want_grad, want_hess)
+            if s_rest != s_rest:
+                bad_raw = min(bad_raw, lo + i)
+            d_y = shifted(z[y], m)
+            nll = math.log1p(s_rest) - d_y
+            inv_s = 1.0 / (1.0 + s_rest)
+            e_y = exp_nonpos(d_y)
+            rest_y = s_rest if y == km else 1.0 + (s_rest - e_y)
+            p_y = e_y * inv_s
+            u = rest_y * inv_s
+            a_u = s * alpha[y] * u**gamma
+            if want_loss:
                 row_loss = weighted(a_u, nll)
                 acc += row_loss
                 if store_loss:
-                    loss_out[i] = row_loss
-                if want_grad or want_hess:
-                    rho = nll / u if u > 0.0 else 1.0
-                    q = 0.0 if p_y == 0.0 else p_y * rho
-                    big_g = a_u * (gamma * q + 1.0)
-                    src = grad_out[i] if want_grad else hess_out[i]
-                    for j in range(n_classes):
-                        e = src[j]
-                        p = e * inv_s
-                        if j == y:
-                            g = -big_g * u
-                            h = a_u * u * (p_y * (2.0 * gamma + 1.0) + gamma * q * ((gamma + 1.0) * p_y - 1.0))
-                        else:
-                            g = big_g * p
-                            r = e / rest_y if rest_y > 0.0 else 0.0
-                            one_minus_p = s_rest * inv_s if j == km else 1.0 - p
-                            h = a_u * p * (gamma * r * (2.0 * p_y + q * (gamma * p_y - 1.0))
-                                           + (gamma * q + 1.0) * one_minus_p)
-                        if want_hess:
-                            hess_out[i, j] = grad_scale * h
-                        if want_grad:
-                            grad_out[i, j] = grad_scale * g
+                    lb[i] = row_loss
+            if want_grad or want_hess:
+                rho = nll / u if u > 0.0 else 1.0
+                q = 0.0 if p_y == 0.0 else p_y * rho
+                big_g = grad_scale * a_u * (gamma * q + 1.0)
+                h_scale = grad_scale * a_u
+                # entries j != y share: gamma r_j (2p + q (gamma p - 1)) + (gamma q + 1)(1 - p_j)
+                c_r = gamma * (2.0 * p_y + q * (gamma * p_y - 1.0))
+                c_1 = gamma * q + 1.0
+                inv_rest = 1.0 / rest_y if rest_y > 0.0 else 0.0
+                src = gb[i] if want_grad else hb[i]
+                for j in range(n_classes):
+                    e = src[j]
+                    p = e * inv_s
+                    one_minus_p = s_rest * inv_s if j == km else 1.0 - p
+                    if want_hess:
+                        hb[i, j] = h_scale * p * (c_r * (e * inv_rest) + c_1 * one_minus_p)
+                    if want_grad:
+                        gb[i, j] = big_g * p
+                if want_hess:
+                    hb[i, y] = h_scale * u * (p_y * (2.0 * gamma + 1.0) + gamma * q * ((gamma + 1.0) * p_y - 1.0))
+                if want_grad:
+                    gb[i, y] = -big_g * u
         partial[b] = acc
     return ordered_sum(partial), bad_label, bad_raw
 
@@ -342,14 +373,19 @@ def focal_labels(labels, raw, sample_weight, alpha, gamma, has_ignore, ignore_in
 def softmax(raw, out):
     """``out = softmax(raw)`` row-wise.  Returns the first row holding a NaN (n if none)."""
     n, n_classes = raw.shape
+    nb = n_blocks(n)
     bad_raw = n
-    for i in prange(n):
-        z = raw[i]
-        m, km = _row_max(z)
-        s_rest = _row_exp_store(z, m, km, out[i])
-        if s_rest != s_rest:
-            bad_raw = min(bad_raw, i)
-        inv_s = 1.0 / (1.0 + s_rest)
-        for j in range(n_classes):
-            out[i, j] = out[i, j] * inv_s
+    for b in prange(nb):
+        lo, hi = block_bounds(b, n, nb)
+        rows = raw[lo:hi]
+        ob = out[lo:hi]
+        for i in range(rows.shape[0]):
+            z = rows[i]
+            m, km = _row_max(z)
+            s_rest = _row_exp_store(z, m, km, ob[i])
+            if s_rest != s_rest:
+                bad_raw = min(bad_raw, lo + i)
+            inv_s = 1.0 / (1.0 + s_rest)
+            for j in range(n_classes):
+                ob[i, j] = ob[i, j] * inv_s
     return bad_raw
