@@ -74,6 +74,16 @@ def _row_has_nan(z):
 
 
 @_inline
+def _block_views(lo, hi, raw, targets, sample_weight, loss_out, grad_out, hess_out, want_grad, want_hess):
+    """Rows ``lo:hi`` of every array a kernel touches; unused (zero-row) arrays pass through."""
+    sb = sample_weight[lo:hi] if sample_weight.shape[0] > 0 else sample_weight
+    lb = loss_out[lo:hi] if loss_out.shape[0] > 0 else loss_out
+    gb = grad_out[lo:hi] if want_grad else grad_out
+    hb = hess_out[lo:hi] if want_hess else hess_out
+    return raw[lo:hi], targets[lo:hi], sb, lb, gb, hb
+
+
+@_inline
 def _exp_row(i, z, grad_out, hess_out, want_grad, want_hess):
     """``(m, km, S')`` of row ``i``; when a derivative is wanted, ``e_k`` is stored
     in its output row (the gradient's, else the Hessian's) for the last pass."""
@@ -157,12 +167,8 @@ def cross_entropy_labels(labels, raw, sample_weight, main_w, smooth_w, smooth_re
     bad_raw = n
     for b in prange(nb):
         lo, hi = block_bounds(b, n, nb)
-        rows = raw[lo:hi]
-        lab = labels[lo:hi]
-        sb = sample_weight[lo:hi] if has_sw else sample_weight
-        lb = loss_out[lo:hi] if store_loss else loss_out
-        gb = grad_out[lo:hi] if want_grad else grad_out
-        hb = hess_out[lo:hi] if want_hess else hess_out
+        rows, lab, sb, lb, gb, hb = _block_views(lo, hi, raw, labels, sample_weight, loss_out, grad_out, hess_out,
+                                                 want_grad, want_hess)
         acc = 0.0
         for i in range(rows.shape[0]):
             z = rows[i]
@@ -229,12 +235,8 @@ def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, tar
     bad_raw = n
     for b in prange(nb):
         lo, hi = block_bounds(b, n, nb)
-        rows = raw[lo:hi]
-        qs = targets[lo:hi]
-        sb = sample_weight[lo:hi] if has_sw else sample_weight
-        lb = loss_out[lo:hi] if store_loss else loss_out
-        gb = grad_out[lo:hi] if want_grad else grad_out
-        hb = hess_out[lo:hi] if want_hess else hess_out
+        rows, qs, sb, lb, gb, hb = _block_views(lo, hi, raw, targets, sample_weight, loss_out, grad_out, hess_out,
+                                                want_grad, want_hess)
         acc = 0.0
         for i in range(rows.shape[0]):
             z = rows[i]
@@ -308,12 +310,8 @@ def focal_labels(labels, raw, sample_weight, alpha, gamma, has_ignore, ignore_in
     bad_raw = n
     for b in prange(nb):
         lo, hi = block_bounds(b, n, nb)
-        rows = raw[lo:hi]
-        lab = labels[lo:hi]
-        sb = sample_weight[lo:hi] if has_sw else sample_weight
-        lb = loss_out[lo:hi] if store_loss else loss_out
-        gb = grad_out[lo:hi] if want_grad else grad_out
-        hb = hess_out[lo:hi] if want_hess else hess_out
+        rows, lab, sb, lb, gb, hb = _block_views(lo, hi, raw, labels, sample_weight, loss_out, grad_out, hess_out,
+                                                 want_grad, want_hess)
         acc = 0.0
         for i in range(rows.shape[0]):
             z = rows[i]
