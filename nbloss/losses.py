@@ -55,6 +55,7 @@ class _Problem(NamedTuple):
     y_true: object  # the caller's y_true, for error messages
     sample_weight: np.ndarray  # (n,), or (0,) for none
     soft: bool  # softmax losses: targets are class probabilities
+    class_weight: np.ndarray | None = None  # softmax losses: (K,) float64, resolved once per call
 
     def weights_or_ones(self) -> np.ndarray:
         sw = self.sample_weight
@@ -223,7 +224,8 @@ class _SoftmaxLoss(_Loss):
         return (False, 0) if self.ignore_index is None else (True, self.ignore_index)
 
     def _class_weight(self, prob: _Problem) -> np.ndarray:
-        """(K,) float64 weights; ``w[y]`` also counts a row in the mean's denominator."""
+        """(K,) float64 weights for this call; ``w[y]`` also counts a row in the mean's
+        denominator.  Called once, by ``_prepare``; kernels read ``prob.class_weight``."""
         raise NotImplementedError
 
     def _known_classes(self) -> int:
@@ -237,7 +239,8 @@ class _SoftmaxLoss(_Loss):
         if soft and not self._accepts_soft_targets:
             raise ValueError(f"{type(self).__name__} takes class indices: y_true must be 1-D, got shape {y.shape}")
         target = v.as_targets(y, raw, shape) if soft else v.as_labels(y, raw.shape[0])
-        return _Problem(raw, shape, target, y_true, v.as_sample_weight(sample_weight, raw.shape[0], raw.dtype), soft)
+        prob = _Problem(raw, shape, target, y_true, v.as_sample_weight(sample_weight, raw.shape[0], raw.dtype), soft)
+        return prob._replace(class_weight=self._class_weight(prob))
 
     def _raise(self, prob: _Problem, bad_target: int, bad_raw: int) -> None:
         if prob.soft:
@@ -257,7 +260,7 @@ class _SoftmaxLoss(_Loss):
     def _total_weight(self, prob: _Problem) -> float:
         if prob.soft:  # PyTorch divides by n for probability targets
             return float(prob.weights_or_ones().sum())
-        return self._labelled_total(prob, self._class_weight(prob))
+        return self._labelled_total(prob, prob.class_weight)
 
     def _counted(self, prob: _Problem) -> tuple[np.ndarray, np.ndarray]:
         """Labels and sample weights of the rows that count (not at ignore_index)."""
@@ -357,7 +360,7 @@ class CrossEntropy(_SoftmaxLoss):
         return np.divide(n_counted, k * counts, out=np.zeros(k), where=counts > 0)
 
     def _run(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
-        w = self._class_weight(prob)
+        w = prob.class_weight
         k = w.shape[0]
         eps = self.label_smoothing
         want = (want_loss, grad_out.shape[0] > 0, hess_out.shape[0] > 0)
@@ -396,7 +399,7 @@ class CrossEntropy(_SoftmaxLoss):
         """
         prob = self._validated_labels_for_init(y_true, sample_weight)
         k, eps = prob.raw.shape[1], self.label_smoothing
-        w = self._class_weight(prob)
+        w = prob.class_weight
         if prob.soft:
             sw = prob.weights_or_ones()
             mix = w * ((1.0 - eps) * (sw @ prob.target) + eps / k * sw.sum())
@@ -447,7 +450,7 @@ class FocalLoss(_SoftmaxLoss):
 
     def _run(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
         total, bad_target, bad_raw = launch(
-            sm.focal_labels, prob.target, prob.raw, prob.sample_weight, self._class_weight(prob), self.gamma,
+            sm.focal_labels, prob.target, prob.raw, prob.sample_weight, prob.class_weight, self.gamma,
             *self._ignore(), grad_scale, loss_out, grad_out, hess_out, want_loss, grad_out.shape[0] > 0,
             hess_out.shape[0] > 0)
         self._raise(prob, bad_target, bad_raw)
