@@ -32,26 +32,20 @@ def _near_kink(loss, y, raw, h):
 
 @SETTINGS
 @given(problems(logit_scale=8.0))
-def test_gradient_matches_central_differences_of_summed_loss(problem):
+def test_derivatives_match_central_differences(problem):
+    """Gradient against differences of ``loss(reduction="sum")``, Hessian against
+    differences of the gradient."""
     loss, y, raw, sw = problem
     h = 1e-5
     assume(not _near_kink(loss, y, raw, h))
-    grad = loss.gradient(y, raw, sw)
-    fd = _central_differences(lambda r, idx: float(loss.loss(y, r, sw, reduction="sum")), raw, h)
-    scale = max(1.0, float(np.abs(grad).max()))
-    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-6 * scale)
-
-
-@SETTINGS
-@given(problems(logit_scale=8.0))
-def test_hessian_matches_central_differences_of_gradient(problem):
-    loss, y, raw, sw = problem
-    h = 1e-5
-    assume(not _near_kink(loss, y, raw, h))
-    hess = loss.hessian(y, raw, sw)
-    fd = _central_differences(lambda r, idx: loss.gradient(y, r, sw)[idx], raw, h)
-    scale = max(1.0, float(np.abs(hess).max()))
-    np.testing.assert_allclose(hess, fd, rtol=1e-5, atol=1e-6 * scale)
+    grad, hess = loss.gradient_hessian(y, raw, sw)
+    checks = (
+        (grad, _central_differences(lambda r, idx: float(loss.loss(y, r, sw, reduction="sum")), raw, h)),
+        (hess, _central_differences(lambda r, idx: loss.gradient(y, r, sw)[idx], raw, h)),
+    )
+    for analytic, differences in checks:
+        scale = max(1.0, float(np.abs(analytic).max()))
+        np.testing.assert_allclose(analytic, differences, rtol=1e-5, atol=1e-6 * scale)
 
 
 @SETTINGS

@@ -74,6 +74,20 @@ def _row_has_nan(z):
 
 
 @_inline
+def _one_minus_p(j, km, p, s_rest, inv_s):
+    """``1 - p_j`` without cancellation: at the row maximum it is ``S' / S``
+    (the only entry whose probability can be near 1); elsewhere ``p_j <= 1/2``."""
+    return s_rest * inv_s if j == km else 1.0 - p
+
+
+@_inline
+def _rest_of(y, km, s_rest, e_y):
+    """``S - e_y``, the other classes' terms, so that ``1 - p_y = rest / S`` never
+    subtracts from 1 (``S'`` itself when ``y`` is the maximum, else ``1 + S' - e_y >= 1``)."""
+    return s_rest if y == km else 1.0 + (s_rest - e_y)
+
+
+@_inline
 def _block_views(lo, hi, raw, targets, sample_weight, loss_out, grad_out, hess_out, want_grad, want_hess):
     """Rows ``lo:hi`` of every array a kernel touches; unused (zero-row) arrays pass through."""
     sb = sample_weight[lo:hi] if sample_weight.shape[0] > 0 else sample_weight
@@ -96,20 +110,26 @@ def _exp_row(i, z, grad_out, hess_out, want_grad, want_hess):
 
 
 @_inline
-def _skip_row(i, z, y, n_classes, has_ignore, ignore_index, loss_out, grad_out, hess_out,
-              want_grad, want_hess):
-    """Zero the outputs of a row that does not count (at ``ignore_index``, or a
-    bad label).  Returns ``(skipped, label_bad, nan_in_skipped_row)``."""
+def _labelled_row(i, z, y, n_classes, has_ignore, ignore_index, loss_out, grad_out, hess_out,
+                  want_grad, want_hess):
+    """First pass over a row with a class label.
+
+    Returns ``(counted, label_bad, raw_bad, m, km, S')``.  A row at
+    ``ignore_index`` or with a bad label is not counted: its outputs are
+    zeroed (it is still checked for NaN).  The caller folds the two flags into
+    its first-bad-row reductions, which must stay in the prange body.
+    """
     ignored = has_ignore and y == ignore_index
-    if not (ignored or y < 0 or y >= n_classes):
-        return False, False, False
-    if loss_out.shape[0] > 0:
-        loss_out[i] = 0.0
-    if want_grad:
-        grad_out[i, :] = 0.0
-    if want_hess:
-        hess_out[i, :] = 0.0
-    return True, not ignored, _row_has_nan(z)
+    if ignored or y < 0 or y >= n_classes:
+        if loss_out.shape[0] > 0:
+            loss_out[i] = 0.0
+        if want_grad:
+            grad_out[i, :] = 0.0
+        if want_hess:
+            hess_out[i, :] = 0.0
+        return False, not ignored, _row_has_nan(z), 0.0, 0, 0.0
+    m, km, s_rest = _exp_row(i, z, grad_out, hess_out, want_grad, want_hess)
+    return True, False, s_rest != s_rest, m, km, s_rest
 
 
 @njit(parallel=True, cache=True)
@@ -173,18 +193,15 @@ def cross_entropy_labels(labels, raw, sample_weight, main_w, smooth_w, smooth_re
         for i in range(rows.shape[0]):
             z = rows[i]
             y = lab[i]
-            skipped, label_bad, nan_skipped = _skip_row(i, z, y, n_classes, has_ignore, ignore_index,
-                                                        lb, gb, hb, want_grad, want_hess)
+            counted, label_bad, raw_bad, m, km, s_rest = _labelled_row(i, z, y, n_classes, has_ignore, ignore_index,
+                                                                       lb, gb, hb, want_grad, want_hess)
             if label_bad:
                 bad_label = min(bad_label, lo + i)
-            if nan_skipped:
+            if raw_bad:
                 bad_raw = min(bad_raw, lo + i)
-            if skipped:
+            if not counted:
                 continue
             s = float(sb[i]) if has_sw else 1.0
-            m, km, s_rest = _exp_row(i, z, gb, hb, want_grad, want_hess)
-            if s_rest != s_rest:
-                bad_raw = min(bad_raw, lo + i)
             d_y = shifted(z[y], m)
             a = s * main_w[y]
             if want_loss:
@@ -199,14 +216,14 @@ def cross_entropy_labels(labels, raw, sample_weight, main_w, smooth_w, smooth_re
             if want_grad or want_hess:
                 c_total = a + s * smooth_total
                 inv_s = 1.0 / (1.0 + s_rest)
-                rest_y = s_rest if y == km else 1.0 + (s_rest - exp_nonpos(d_y))
+                rest_y = _rest_of(y, km, s_rest, exp_nonpos(d_y))
                 g_y = grad_scale * (s * smooth_rest[y] - c_total * (rest_y * inv_s))
                 src = gb[i] if want_grad else hb[i]
                 scale = grad_scale * c_total
                 for j in range(n_classes):
                     p = src[j] * inv_s
                     if want_hess:
-                        one_minus_p = s_rest * inv_s if j == km else 1.0 - p
+                        one_minus_p = _one_minus_p(j, km, p, s_rest, inv_s)
                         hb[i, j] = scale * p * one_minus_p
                     if want_grad:
                         gb[i, j] = g_y if j == y else scale * p - grad_scale * s * smooth_w[j]
@@ -271,7 +288,7 @@ def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, tar
                 for j in range(n_classes):
                     p = src[j] * inv_s
                     if want_hess:
-                        one_minus_p = s_rest * inv_s if j == km else 1.0 - p
+                        one_minus_p = _one_minus_p(j, km, p, s_rest, inv_s)
                         hb[i, j] = scale * p * one_minus_p
                     if want_grad:
                         gb[i, j] = scale * p - grad_scale * s * class_weight[j] * (keep * float(q[j]) + spread)
@@ -316,23 +333,20 @@ def focal_labels(labels, raw, sample_weight, alpha, gamma, has_ignore, ignore_in
         for i in range(rows.shape[0]):
             z = rows[i]
             y = lab[i]
-            skipped, label_bad, nan_skipped = _skip_row(i, z, y, n_classes, has_ignore, ignore_index,
-                                                        lb, gb, hb, want_grad, want_hess)
+            counted, label_bad, raw_bad, m, km, s_rest = _labelled_row(i, z, y, n_classes, has_ignore, ignore_index,
+                                                                       lb, gb, hb, want_grad, want_hess)
             if label_bad:
                 bad_label = min(bad_label, lo + i)
-            if nan_skipped:
+            if raw_bad:
                 bad_raw = min(bad_raw, lo + i)
-            if skipped:
+            if not counted:
                 continue
             s = float(sb[i]) if has_sw else 1.0
-            m, km, s_rest = _exp_row(i, z, gb, hb, want_grad, want_hess)
-            if s_rest != s_rest:
-                bad_raw = min(bad_raw, lo + i)
             d_y = shifted(z[y], m)
             nll = math.log1p(s_rest) - d_y
             inv_s = 1.0 / (1.0 + s_rest)
             e_y = exp_nonpos(d_y)
-            rest_y = s_rest if y == km else 1.0 + (s_rest - e_y)
+            rest_y = _rest_of(y, km, s_rest, e_y)
             p_y = e_y * inv_s
             u = rest_y * inv_s
             a_u = s * alpha[y] * u**gamma
@@ -354,9 +368,8 @@ def focal_labels(labels, raw, sample_weight, alpha, gamma, has_ignore, ignore_in
                 for j in range(n_classes):
                     e = src[j]
                     p = e * inv_s
-                    one_minus_p = s_rest * inv_s if j == km else 1.0 - p
                     if want_hess:
-                        hb[i, j] = h_scale * p * (c_r * (e * inv_rest) + c_1 * one_minus_p)
+                        hb[i, j] = h_scale * p * (c_r * (e * inv_rest) + c_1 * _one_minus_p(j, km, p, s_rest, inv_s))
                     if want_grad:
                         gb[i, j] = big_g * p
                 if want_hess:
