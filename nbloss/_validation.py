@@ -96,8 +96,13 @@ def as_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray:
 
 
 def check_reduction(reduction: str) -> None:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    one_of(reduction, "reduction", REDUCTIONS)
+
+
+def one_of(value, name: str, options: tuple) -> str:
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value
 
 
 def output_array(out, name: str, shape: tuple[int, ...], dtype, raw: np.ndarray) -> np.ndarray:

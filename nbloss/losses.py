@@ -129,6 +129,10 @@ class _Loss:
             raise ValueError("sample_weight sums to zero: no constant prediction is defined")
         return prob
 
+    def _mean_denominator(self, y_true, raw_prediction, sample_weight) -> float:
+        """The total weight that ``reduction="mean"`` divides by."""
+        return float(self._total_weight(self._prepare(y_true, raw_prediction, sample_weight)))
+
     # -------------------------------------------------------------- public API
     def loss(self, y_true, raw_prediction, sample_weight=None, reduction: str = "mean"):
         """Loss value.

@@ -1,0 +1,120 @@
+"""CatBoost adapters: ``loss_function=`` and ``eval_metric=`` objects.
+
+CatBoost maximises: a custom objective returns the first and second
+derivatives of ``-loss``, already multiplied by the sample weight.  One-output
+models call ``calc_ders_range(approxes, targets, weights)`` on chunks of rows
+(NumPy arrays; a ``(n, 2)`` array of ``(der1, der2)`` is accepted back), so
+the kernels run vectorised.  Multiclass models call ``calc_ders_multi(approx,
+target, weight)`` once per row and want a ``K x K`` second-derivative matrix:
+the adapter returns the diagonal one (the other libraries' choice), and this
+per-row protocol, not the kernel, bounds its speed.  CatBoost does not store a
+starting margin given as ``baseline``: :meth:`CatBoostObjective.fold_baseline`
+puts it into the model's bias.
+
+CatBoost tries to compile a custom object's methods with Numba and warns
+(``Can't optimze method ... because self argument is used``) when it cannot;
+these methods call nbloss's own compiled kernels, so the warning is harmless.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import Derivatives, MetricValue, constant_of, is_softmax, per_row, require, starting_margin
+
+
+class CatBoostObjective:
+    """An nbloss loss as CatBoost's ``loss_function=``.
+
+    Parameters
+    ----------
+    loss : nbloss loss object
+        One-output losses (1-D binary or regression targets) through
+        ``calc_ders_range``; softmax losses (``CatBoostClassifier`` with more
+        than two classes) through ``calc_ders_multi``.
+    min_hessian : float, default 1e-16
+        Hessian floor per unit of sample weight.
+    hessian : {"exact", "constant"}, default "exact"
+
+    Notes
+    -----
+    CatBoost needs ``eval_metric=`` when ``loss_function`` is an object; use
+    :class:`CatBoostMetric` or a built-in metric name.
+    """
+
+    def __init__(self, loss, min_hessian: float = 1e-16, hessian: str = "exact"):
+        require("catboost", "catboost", "CatBoostObjective")
+        self.derivatives = Derivatives(loss, min_hessian, hessian)
+
+    @property
+    def loss(self):
+        return self.derivatives.loss
+
+    def calc_ders_range(self, approxes, targets, weights):
+        """Derivatives of ``-weight * loss`` for a chunk of rows: (n, 2) float64 ``[der1, der2]``."""
+        if is_softmax(self.loss):
+            raise TypeError(f"{type(self.loss).__name__} needs a multiclass model (one margin per class); "
+                            "CatBoost called the one-output protocol")
+        grad, hess = self.derivatives(targets, np.asarray(approxes, dtype=np.float64), weights)
+        ders = np.empty((grad.shape[0], 2))
+        np.negative(grad, out=ders[:, 0])
+        np.negative(hess, out=ders[:, 1])
+        return ders
+
+    def calc_ders_multi(self, approx, target, weight):
+        """Derivatives of ``-weight * loss`` for one row: ``(der1 (K,), der2 (K, K) diagonal)``."""
+        if not is_softmax(self.loss):
+            raise TypeError(f"{type(self.loss).__name__} is a one-output loss; CatBoost called the multiclass "
+                            "protocol")
+        row = np.asarray(approx, dtype=np.float64).reshape(1, -1)
+        grad, hess = self.derivatives(np.array([target]), row, None if weight is None else np.array([weight]))
+        return -grad[0], np.diag(-hess[0])
+
+    def baseline(self, y, sample_weight=None) -> np.ndarray:
+        """Per-row starting margins ``loss.init_raw_prediction(y, sample_weight)`` for
+        ``fit(baseline=...)`` or ``Pool(baseline=...)``: (n,) or (n, K) float64.
+
+        For a ``CatBoostClassifier`` pass ``y`` as class indices 0..K-1 (CatBoost's own encoding).
+        """
+        return per_row(starting_margin(self.loss, y, sample_weight), np.shape(y)[0])
+
+    @staticmethod
+    def fold_baseline(model, baseline):
+        """Store the (constant) ``baseline`` used in training as the model's bias, so that
+        ``predict`` includes it; ``model`` is changed in place and returned."""
+        constant = constant_of(baseline, "baseline")
+        scale, bias = model.get_scale_and_bias()
+        if constant.shape[0] == 1:
+            model.set_scale_and_bias(scale, float(np.sum(bias)) + float(constant[0]))
+        else:
+            model.set_scale_and_bias(scale, [float(b) + float(c) for b, c in zip(np.broadcast_to(bias, constant.shape),
+                                                                                constant)])
+        return model
+
+    def __repr__(self) -> str:
+        d = self.derivatives
+        return f"CatBoostObjective({d.loss!r}, min_hessian={d.min_hessian}, hessian={d.hessian!r})"
+
+
+class CatBoostMetric:
+    """An nbloss loss as CatBoost's ``eval_metric=``: ``loss.loss(y, margins, w, reduction="mean")``.
+
+    CatBoost adds up ``evaluate``'s ``(sum, weight)`` over parts of the data and
+    divides in ``get_final_error``, which gives exactly the loss's weighted mean.
+    Lower is better.
+    """
+
+    def __init__(self, loss):
+        require("catboost", "catboost", "CatBoostMetric")
+        self.metric = MetricValue(loss)
+
+    def is_max_optimal(self) -> bool:
+        return False
+
+    def evaluate(self, approxes, target, weight) -> tuple[float, float]:
+        columns = [np.asarray(a, dtype=np.float64) for a in approxes]
+        margins = columns[0] if len(columns) == 1 else np.column_stack(columns)
+        return self.metric.sum_and_weight(target, margins, weight)
+
+    def get_final_error(self, error: float, weight: float) -> float:
+        return error / weight if weight > 0 else 0.0
