@@ -3,7 +3,8 @@
 Layout: :mod:`nbloss._numerics` (scalar stable formulas), :mod:`nbloss.kernels`
 (one module per loss family), :mod:`nbloss._validation` (input checks),
 :mod:`nbloss.losses` (the public loss objects), :mod:`nbloss._threading`
-(threading layer and thread count).
+(threading layer and thread count), :mod:`nbloss.boosting` (adapters for
+XGBoost, LightGBM and CatBoost; imported on demand).
 """
 
 from ._threading import get_num_threads, set_num_threads, threading_layer
