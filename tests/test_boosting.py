@@ -316,6 +316,27 @@ def test_catboost_focal_equals_numpy_focal_formulas(family, binary, multiclass):
                    1e-6)
 
 
+def test_catboost_multi_target_huber_and_metric(regression):
+    X, y = regression
+    X, y = X[:1000], y[:1000]
+    Y = np.column_stack([y, -0.5 * y + 1.0])
+    loss = nbloss.HuberLoss(delta=1.0)
+    obj = CatBoostObjective(loss, multi_target=True, hessian="constant")
+    assert isinstance(obj, cb.MultiTargetCustomObjective) and isinstance(obj, CatBoostObjective)
+    assert type(pickle.loads(pickle.dumps(obj))) is type(obj)
+    with pytest.raises(ValueError, match="rejects a baseline"):
+        obj.baseline(Y)
+    metric = CatBoostMetric(loss, multi_target=True)
+    assert isinstance(metric, cb.MultiTargetCustomMetric)
+    model = cb.CatBoostRegressor(loss_function=obj, eval_metric=metric, **{**CB, "iterations": 15})
+    model.fit(X, Y, eval_set=(X, Y), use_best_model=False)
+    pred = model.predict(X)
+    assert pred.shape == Y.shape
+    assert loss.loss(Y, pred) < 0.5 * loss.loss(Y, np.zeros_like(Y))
+    recorded = model.get_evals_result()["validation"][type(metric).__name__][-1]
+    np.testing.assert_allclose(recorded, loss.loss(Y, pred), rtol=1e-7)
+
+
 # ------------------------------------------------------------------ Hessian safety
 def test_huber_constant_hessian_trains_like_each_librarys_robust_objective(regression):
     """Constant-Hessian Huber reaches the held-out Huber loss of the library's own robust objective (within 5%)
@@ -418,6 +439,10 @@ def test_bad_adapter_arguments_are_named():
         xgboost_objective(nbloss.CrossEntropy())(np.array([0.0, 0.5]), np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"y_true must be in \[0, 3\)|row 1"):
         lightgbm_objective(nbloss.CrossEntropy())(np.array([0.0, 3.0]), np.zeros((2, 3)), None)
+    with pytest.raises(ValueError, match="multi_target=True is for element-wise losses"):
+        CatBoostObjective(nbloss.CrossEntropy(), multi_target=True)
+    with pytest.raises(TypeError, match="one-output loss"):
+        CatBoostObjective(nbloss.HuberLoss()).calc_ders_multi(np.zeros(2), np.zeros(2), 1.0)
     with pytest.raises(TypeError, match="multiclass model"):
         CatBoostObjective(nbloss.CrossEntropy()).calc_ders_range(np.zeros(3), np.zeros(3), None)
     with pytest.raises(ValueError, match="init_score must be the same for every row"):

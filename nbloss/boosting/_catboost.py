@@ -7,7 +7,9 @@ models call ``calc_ders_range(approxes, targets, weights)`` on chunks of rows
 the kernels run vectorised.  Multiclass models call ``calc_ders_multi(approx,
 target, weight)`` once per row and want a ``K x K`` second-derivative matrix:
 the adapter returns the diagonal one (the other libraries' choice), and this
-per-row protocol, not the kernel, bounds its speed.  CatBoost does not store a
+per-row protocol, not the kernel, bounds its speed.  Multi-target models
+(``MultiTargetCustomObjective``) use the same per-row call with a vector of
+targets; CatBoost 1.2 accepts no baseline for them.  CatBoost does not store a
 starting margin given as ``baseline``: :meth:`CatBoostObjective.fold_baseline`
 puts it into the model's bias.
 
@@ -31,10 +33,17 @@ class CatBoostObjective:
     loss : nbloss loss object
         One-output losses (1-D binary or regression targets) through
         ``calc_ders_range``; softmax losses (``CatBoostClassifier`` with more
-        than two classes) through ``calc_ders_multi``.
+        than two classes) and multi-target element-wise losses through
+        ``calc_ders_multi``.
     min_hessian : float, default 1e-16
         Hessian floor per unit of sample weight.
     hessian : {"exact", "constant"}, default "exact"
+    multi_target : bool, default False
+        For ``(n, T)`` targets of an element-wise loss (multi-label
+        ``BinaryCrossEntropy``, multi-target ``HuberLoss``...), trained with
+        ``CatBoostRegressor``: CatBoost recognises a multi-target objective by
+        its base class ``catboost.MultiTargetCustomObjective``, which the
+        returned object then has.
 
     Notes
     -----
@@ -42,9 +51,22 @@ class CatBoostObjective:
     :class:`CatBoostMetric` or a built-in metric name.
     """
 
-    def __init__(self, loss, min_hessian: float = 1e-16, hessian: str = "exact"):
-        require("catboost", "catboost", "CatBoostObjective")
+    def __new__(cls, loss=None, min_hessian: float = 1e-16, hessian: str = "exact", multi_target: bool = False):
+        catboost = require("catboost", "catboost", "CatBoostObjective")
+        if multi_target and cls is CatBoostObjective:
+            cls = _multi_target_class(cls, catboost.MultiTargetCustomObjective)
+        return super().__new__(cls)
+
+    def __init__(self, loss, min_hessian: float = 1e-16, hessian: str = "exact", multi_target: bool = False):
         self.derivatives = Derivatives(loss, min_hessian, hessian)
+        self.multi_target = bool(multi_target)
+        if self.multi_target and is_softmax(loss):
+            raise ValueError("multi_target=True is for element-wise losses with (n, T) targets; "
+                             f"{type(loss).__name__} is multiclass already")
+
+    def __reduce__(self):
+        d = self.derivatives
+        return CatBoostObjective, (d.loss, d.min_hessian, d.hessian, self.multi_target)
 
     @property
     def loss(self):
@@ -62,12 +84,16 @@ class CatBoostObjective:
         return ders
 
     def calc_ders_multi(self, approx, target, weight):
-        """Derivatives of ``-weight * loss`` for one row: ``(der1 (K,), der2 (K, K) diagonal)``."""
-        if not is_softmax(self.loss):
-            raise TypeError(f"{type(self.loss).__name__} is a one-output loss; CatBoost called the multiclass "
-                            "protocol")
+        """Derivatives of ``-weight * loss`` for one row: ``(der1 (K,), der2 (K, K) diagonal)``.
+
+        ``target`` is a class index (softmax losses) or, for ``multi_target``, the row's (T,) targets.
+        """
+        if not (is_softmax(self.loss) or self.multi_target):
+            raise TypeError(f"{type(self.loss).__name__} is a one-output loss; CatBoost called the multi-output "
+                            "protocol (pass multi_target=True for (n, T) targets)")
         row = np.asarray(approx, dtype=np.float64).reshape(1, -1)
-        grad, hess = self.derivatives(np.array([target]), row, None if weight is None else np.array([weight]))
+        labels = np.array([target]) if is_softmax(self.loss) else np.asarray(target, dtype=np.float64).reshape(1, -1)
+        grad, hess = self.derivatives(labels, row, None if weight is None else np.array([weight]))
         return -grad[0], np.diag(-hess[0])
 
     def baseline(self, y, sample_weight=None) -> np.ndarray:
@@ -76,6 +102,9 @@ class CatBoostObjective:
 
         For a ``CatBoostClassifier`` pass ``y`` as class indices 0..K-1 (CatBoost's own encoding).
         """
+        if self.multi_target:
+            raise ValueError("CatBoost 1.2 rejects a baseline for a custom multi-target objective ('baselines data "
+                             "size (T) is not equal to expected dimension (1)'): multi-target models start at 0")
         return per_row(starting_margin(self.loss, y, sample_weight), np.shape(y)[0])
 
     @staticmethod
@@ -93,7 +122,20 @@ class CatBoostObjective:
 
     def __repr__(self) -> str:
         d = self.derivatives
-        return f"CatBoostObjective({d.loss!r}, min_hessian={d.min_hessian}, hessian={d.hessian!r})"
+        return (f"CatBoostObjective({d.loss!r}, min_hessian={d.min_hessian}, hessian={d.hessian!r}, "
+                f"multi_target={self.multi_target})")
+
+
+_MULTI_TARGET: dict[type, type] = {}
+
+
+def _multi_target_class(cls: type, marker: type) -> type:
+    """``cls`` with CatBoost's multi-target marker base class, made once per class (CatBoost is imported lazily,
+    so the base cannot be written in the class statement)."""
+    if cls not in _MULTI_TARGET:
+        name = cls.__name__.replace("CatBoost", "CatBoostMultiTarget")
+        _MULTI_TARGET[cls] = type(name, (cls, marker), {"__module__": __name__, "__doc__": cls.__doc__})
+    return _MULTI_TARGET[cls]
 
 
 class CatBoostMetric:
@@ -101,12 +143,22 @@ class CatBoostMetric:
 
     CatBoost adds up ``evaluate``'s ``(sum, weight)`` over parts of the data and
     divides in ``get_final_error``, which gives exactly the loss's weighted mean.
-    Lower is better.
+    Lower is better.  ``multi_target=True`` goes with a multi-target
+    :class:`CatBoostObjective` (CatBoost then wants a ``MultiTargetCustomMetric``).
     """
 
-    def __init__(self, loss):
-        require("catboost", "catboost", "CatBoostMetric")
+    def __new__(cls, loss=None, multi_target: bool = False):
+        catboost = require("catboost", "catboost", "CatBoostMetric")
+        if multi_target and cls is CatBoostMetric:
+            cls = _multi_target_class(cls, catboost.MultiTargetCustomMetric)
+        return super().__new__(cls)
+
+    def __init__(self, loss, multi_target: bool = False):
         self.metric = MetricValue(loss)
+        self.multi_target = bool(multi_target)
+
+    def __reduce__(self):
+        return CatBoostMetric, (self.metric.loss, self.multi_target)
 
     def is_max_optimal(self) -> bool:
         return False
@@ -114,6 +166,8 @@ class CatBoostMetric:
     def evaluate(self, approxes, target, weight) -> tuple[float, float]:
         columns = [np.asarray(a, dtype=np.float64) for a in approxes]
         margins = columns[0] if len(columns) == 1 else np.column_stack(columns)
+        if self.multi_target:  # targets come as one array per output, like approxes
+            target = np.column_stack([np.asarray(t, dtype=np.float64) for t in target])
         return self.metric.sum_and_weight(target, margins, weight)
 
     def get_final_error(self, error: float, weight: float) -> float:
