@@ -64,9 +64,11 @@ class CatBoostObjective:
             raise ValueError("multi_target=True is for element-wise losses with (n, T) targets; "
                              f"{type(loss).__name__} is multiclass already")
 
-    def __reduce__(self):
-        d = self.derivatives
-        return CatBoostObjective, (d.loss, d.min_hessian, d.hessian, self.multi_target)
+    def __reduce_ex__(self, protocol):
+        if type(self) in _MULTI_TARGET.values():  # made at run time: rebuilt through the public class
+            d = self.derivatives
+            return CatBoostObjective, (d.loss, d.min_hessian, d.hessian, True)
+        return super().__reduce_ex__(protocol)
 
     @property
     def loss(self):
@@ -157,8 +159,10 @@ class CatBoostMetric:
         self.metric = MetricValue(loss)
         self.multi_target = bool(multi_target)
 
-    def __reduce__(self):
-        return CatBoostMetric, (self.metric.loss, self.multi_target)
+    def __reduce_ex__(self, protocol):
+        if type(self) in _MULTI_TARGET.values():
+            return CatBoostMetric, (self.metric.loss, True)
+        return super().__reduce_ex__(protocol)
 
     def is_max_optimal(self) -> bool:
         return False
