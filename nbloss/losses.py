@@ -129,9 +129,12 @@ class _Loss:
             raise ValueError("sample_weight sums to zero: no constant prediction is defined")
         return prob
 
-    def _mean_denominator(self, y_true, raw_prediction, sample_weight) -> float:
-        """The total weight that ``reduction="mean"`` divides by."""
-        return float(self._total_weight(self._prepare(y_true, raw_prediction, sample_weight)))
+    def _sum_and_total_weight(self, y_true, raw_prediction, sample_weight) -> tuple[float, float]:
+        """``(loss sum, total weight)``: the numerator and denominator of ``reduction="mean"``, from one
+        validation and one kernel pass (for metrics that add both up over parts of the data)."""
+        prob = self._prepare(y_true, raw_prediction, sample_weight)
+        total = self._run(prob, 1.0, self._empty(prob, loss_shaped=True), self._empty(prob), self._empty(prob), True)
+        return float(total), float(self._total_weight(prob))
 
     # -------------------------------------------------------------- public API
     def loss(self, y_true, raw_prediction, sample_weight=None, reduction: str = "mean"):

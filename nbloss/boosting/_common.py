@@ -15,7 +15,7 @@ from types import ModuleType
 import numpy as np
 
 from .. import _validation as v
-from ..losses import _Loss, _SoftmaxLoss
+from ..losses import _Loss, _SigmoidLoss, _SoftmaxLoss
 
 HESSIAN_MODES = ("exact", "constant")
 
@@ -44,7 +44,7 @@ def is_softmax(loss: _Loss) -> bool:
 
 
 def is_sigmoid(loss: _Loss) -> bool:
-    return hasattr(loss, "predict_proba") and not is_softmax(loss)
+    return isinstance(loss, _SigmoidLoss)
 
 
 class Derivatives:
@@ -144,7 +144,41 @@ class MetricValue:
 
     def sum_and_weight(self, labels, margins, weight=None) -> tuple[float, float]:
         """Numerator and denominator of the mean, for libraries that add them up over parts of the data."""
-        margins, weight = np.asarray(margins), no_weights_as_none(weight)
-        y = targets_for(self.loss, labels, margins)
-        total = float(self.loss.loss(y, margins, weight, reduction="sum"))
-        return total, self.loss._mean_denominator(y, margins, weight)
+        margins = np.asarray(margins)
+        return self.loss._sum_and_total_weight(targets_for(self.loss, labels, margins), margins,
+                                               no_weights_as_none(weight))
+
+
+class ObjectiveAdapter:
+    """Base of the XGBoost and LightGBM objectives: imports the library, holds the :class:`Derivatives`.
+
+    Subclasses set ``library`` (module and extra name), ``factory`` (the public function) and ``api``.
+    """
+
+    library: str
+    factory: str
+    api: str
+
+    def __init__(self, loss, min_hessian: float, hessian: str):
+        require(self.library, self.library, self.factory)
+        self.derivatives = Derivatives(loss, min_hessian, hessian)
+
+    @property
+    def loss(self):
+        return self.derivatives.loss
+
+    def __repr__(self) -> str:
+        d = self.derivatives
+        return (f"{self.factory}({d.loss!r}, api={self.api!r}, min_hessian={d.min_hessian}, "
+                f"hessian={d.hessian!r})")
+
+
+class MetricAdapter:
+    """Base of the XGBoost and LightGBM metrics: imports the library, holds the :class:`MetricValue`."""
+
+    library: str
+    factory: str
+
+    def __init__(self, loss):
+        require(self.library, self.library, self.factory)
+        self.metric = MetricValue(loss)

@@ -15,17 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import Derivatives, MetricValue, check_api, constant_of, per_row, require, starting_margin
+from ._common import MetricAdapter, ObjectiveAdapter, check_api, constant_of, per_row, starting_margin
 
 
-class LightGBMObjective:
-    def __init__(self, loss, min_hessian: float, hessian: str):
-        require("lightgbm", "lightgbm", "lightgbm_objective")
-        self.derivatives = Derivatives(loss, min_hessian, hessian)
-
-    @property
-    def loss(self):
-        return self.derivatives.loss
+class LightGBMObjective(ObjectiveAdapter):
+    library, factory = "lightgbm", "lightgbm_objective"
 
     def init_score(self, y, sample_weight=None) -> np.ndarray:
         """Per-row starting margins ``loss.init_raw_prediction(y, sample_weight)`` for
@@ -53,11 +47,6 @@ class LightGBMObjective:
             for leaf in range(trees[k]["num_leaves"]):
                 booster.set_leaf_output(k, leaf, booster.get_leaf_output(k, leaf) + float(c))
         return model
-
-    def __repr__(self) -> str:
-        d = self.derivatives
-        return (f"lightgbm_objective({d.loss!r}, api={self.api!r}, min_hessian={d.min_hessian}, "
-                f"hessian={d.hessian!r})")
 
 
 class LightGBMSklearnObjective(LightGBMObjective):
@@ -103,23 +92,19 @@ def lightgbm_objective(loss, api: str = "sklearn", min_hessian: float = 1e-16, h
     return cls(loss, min_hessian, hessian)
 
 
-class LightGBMSklearnMetric:
+class LightGBMSklearnMetric(MetricAdapter):
     """``eval_metric=`` callable ``(y_true, y_pred, weight) -> (name, value, is_higher_better)``."""
 
-    def __init__(self, loss):
-        require("lightgbm", "lightgbm", "lightgbm_metric")
-        self.metric = MetricValue(loss)
+    library, factory = "lightgbm", "lightgbm_metric"
 
     def __call__(self, y_true, y_pred, weight):
         return self.metric.name, self.metric(y_true, y_pred, weight), False
 
 
-class LightGBMNativeMetric:
+class LightGBMNativeMetric(MetricAdapter):
     """``feval=`` callable ``(preds, eval_data) -> (name, value, is_higher_better)``."""
 
-    def __init__(self, loss):
-        require("lightgbm", "lightgbm", "lightgbm_metric")
-        self.metric = MetricValue(loss)
+    library, factory = "lightgbm", "lightgbm_metric"
 
     def __call__(self, preds, eval_data):
         return self.metric.name, self.metric(eval_data.get_label(), preds, eval_data.get_weight()), False

@@ -14,24 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import Derivatives, MetricValue, check_api, is_sigmoid, require, starting_margin
+from ._common import MetricAdapter, ObjectiveAdapter, check_api, is_sigmoid, starting_margin
 
 
-class XGBoostObjective:
-    def __init__(self, loss, min_hessian: float, hessian: str):
-        require("xgboost", "xgboost", "xgboost_objective")
-        self.derivatives = Derivatives(loss, min_hessian, hessian)
-
-    @property
-    def loss(self):
-        return self.derivatives.loss
+class XGBoostObjective(ObjectiveAdapter):
+    library, factory = "xgboost", "xgboost_objective"
 
     def _margin_start(self, y, sample_weight) -> np.ndarray:
         return starting_margin(self.loss, y, sample_weight)
-
-    def __repr__(self) -> str:
-        d = self.derivatives
-        return f"xgboost_objective({d.loss!r}, api={self.api!r}, min_hessian={d.min_hessian}, hessian={d.hessian!r})"
 
 
 class XGBoostSklearnObjective(XGBoostObjective):
@@ -97,24 +87,23 @@ def xgboost_objective(loss, api: str = "sklearn", min_hessian: float = 1e-16, he
     return cls(loss, min_hessian, hessian)
 
 
-class XGBoostSklearnMetric:
+class XGBoostSklearnMetric(MetricAdapter):
     """``eval_metric=`` callable ``(y_true, y_score, sample_weight=None) -> float`` (lower is better)."""
 
+    library, factory = "xgboost", "xgboost_metric"
+
     def __init__(self, loss):
-        require("xgboost", "xgboost", "xgboost_metric")
-        self.metric = MetricValue(loss)
+        super().__init__(loss)
         self.__name__ = self.metric.name  # XGBoost names the metric after the function
 
     def __call__(self, y_true, y_score, sample_weight=None) -> float:
         return self.metric(y_true, y_score, sample_weight)
 
 
-class XGBoostNativeMetric:
+class XGBoostNativeMetric(MetricAdapter):
     """``custom_metric=`` callable ``(predt, dmatrix) -> (name, value)`` (lower is better)."""
 
-    def __init__(self, loss):
-        require("xgboost", "xgboost", "xgboost_metric")
-        self.metric = MetricValue(loss)
+    library, factory = "xgboost", "xgboost_metric"
 
     def __call__(self, predt, dmatrix) -> tuple[str, float]:
         return self.metric.name, self.metric(dmatrix.get_label(), predt, dmatrix.get_weight())
