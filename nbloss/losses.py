@@ -63,19 +63,32 @@ class _Problem(NamedTuple):
 
 
 class _Loss:
-    """The public methods, written once over three hooks that each family provides:
-    ``_prepare`` (validation), ``_run`` (one kernel pass) and ``_total_weight``
-    (the denominator of ``"mean"``)."""
+    """The public methods, written once over the hooks that each family provides:
+    ``_prepare`` (validation), ``_kernel_call`` (the one kernel pass), ``_raise``
+    (its error message) and ``_total_weight`` (the denominator of ``"mean"``)."""
 
     _loss_per_row = False  # reduction="none" shape: (n,) if True, else raw_prediction's
 
     def _prepare(self, y_true, raw_prediction, sample_weight) -> _Problem:
         raise NotImplementedError
 
+    def _kernel_call(self, prob: _Problem, grad_scale: float, loss_out, grad_out, hess_out,
+                     want_loss: bool) -> tuple:
+        """``(kernel, arguments)`` of the one pass that fills the non-empty outputs.  The kernel returns
+        ``(loss_sum, first_bad_target_row, first_bad_raw_row)``."""
+        raise NotImplementedError
+
+    def _raise(self, prob: _Problem, bad_target: int, bad_raw: int) -> None:
+        """Raise for the first bad row the kernel reported (``n`` meaning none)."""
+        raise NotImplementedError
+
     def _run(self, prob: _Problem, grad_scale: float, loss_out, grad_out, hess_out, want_loss: bool) -> float:
         """One kernel pass; fills the non-empty outputs, returns the loss sum (if ``want_loss``),
         raises on bad rows."""
-        raise NotImplementedError
+        kernel, args = self._kernel_call(prob, grad_scale, loss_out, grad_out, hess_out, want_loss)
+        total, bad_target, bad_raw = launch(kernel, *args)
+        self._raise(prob, bad_target, bad_raw)
+        return total
 
     def _total_weight(self, prob: _Problem) -> float:
         raise NotImplementedError
@@ -366,7 +379,7 @@ class CrossEntropy(_SoftmaxLoss):
             counts, n_counted = np.bincount(labels, minlength=k).astype(np.float64), float(labels.shape[0])
         return np.divide(n_counted, k * counts, out=np.zeros(k), where=counts > 0)
 
-    def _run(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
+    def _kernel_call(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
         w = prob.class_weight
         k = w.shape[0]
         eps = self.label_smoothing
@@ -374,20 +387,15 @@ class CrossEntropy(_SoftmaxLoss):
         if prob.soft:
             # float32-rounded rows are off 1 by ~K * 6e-8; anything further is not a distribution
             tol = max(float(np.sqrt(np.finfo(prob.raw.dtype).eps)), 1e-6)
-            total, bad_target, bad_raw = launch(
-                sm.cross_entropy_soft, prob.target, prob.raw, prob.sample_weight, w, eps, tol,
-                grad_scale, loss_out, grad_out, hess_out, *want)
-        else:
-            smooth_w = (eps / k) * w
-            # sum_{j != k} smooth_w[j] from prefix and suffix sums: no cancellation
-            prefix = np.concatenate(([0.0], np.cumsum(smooth_w)[:-1]))
-            suffix = np.concatenate((np.cumsum(smooth_w[::-1])[::-1][1:], [0.0]))
-            total, bad_target, bad_raw = launch(
-                sm.cross_entropy_labels, prob.target, prob.raw, prob.sample_weight, (1.0 - eps) * w,
-                smooth_w, prefix + suffix, float(smooth_w.sum()), *self._ignore(), grad_scale,
-                loss_out, grad_out, hess_out, *want)
-        self._raise(prob, bad_target, bad_raw)
-        return total
+            return sm.cross_entropy_soft, (prob.target, prob.raw, prob.sample_weight, w, eps, tol,
+                                           grad_scale, loss_out, grad_out, hess_out, *want)
+        smooth_w = (eps / k) * w
+        # sum_{j != k} smooth_w[j] from prefix and suffix sums: no cancellation
+        prefix = np.concatenate(([0.0], np.cumsum(smooth_w)[:-1]))
+        suffix = np.concatenate((np.cumsum(smooth_w[::-1])[::-1][1:], [0.0]))
+        return sm.cross_entropy_labels, (prob.target, prob.raw, prob.sample_weight, (1.0 - eps) * w, smooth_w,
+                                         prefix + suffix, float(smooth_w.sum()), *self._ignore(), grad_scale,
+                                         loss_out, grad_out, hess_out, *want)
 
     def init_raw_prediction(self, y_true, sample_weight=None) -> np.ndarray:
         """Constant logits minimising the loss: the centred log of the weighted target mix.
@@ -455,13 +463,10 @@ class FocalLoss(_SoftmaxLoss):
         k = prob.raw.shape[1]
         return np.ones(k) if self.alpha is None else v.per_class_vector(self.alpha, "alpha", k)
 
-    def _run(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
-        total, bad_target, bad_raw = launch(
-            sm.focal_labels, prob.target, prob.raw, prob.sample_weight, prob.class_weight, self.gamma,
-            *self._ignore(), grad_scale, loss_out, grad_out, hess_out, want_loss, grad_out.shape[0] > 0,
-            hess_out.shape[0] > 0)
-        self._raise(prob, bad_target, bad_raw)
-        return total
+    def _kernel_call(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
+        return sm.focal_labels, (prob.target, prob.raw, prob.sample_weight, prob.class_weight, self.gamma,
+                                 *self._ignore(), grad_scale, loss_out, grad_out, hess_out, want_loss,
+                                 grad_out.shape[0] > 0, hess_out.shape[0] > 0)
 
     def init_raw_prediction(self, y_true, sample_weight=None) -> np.ndarray:
         """Constant logits minimising the loss: ndarray of shape (K,), float64, zero mean.
@@ -505,14 +510,14 @@ class _ElementwiseLoss(_Loss):
     def _total_weight(self, prob: _Problem) -> float:
         return float(prob.weights_or_ones().sum()) * prob.raw.shape[1]
 
-    def _run(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
+    def _kernel_call(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
         col_param, extra = self._column_params(prob.raw.shape[1])
-        total, bad_target, bad_raw = launch(
-            ew.elementwise, self._kind, prob.target, prob.raw, prob.sample_weight, col_param, extra,
-            *self._target_range, grad_scale, loss_out, grad_out, hess_out, want_loss, grad_out.shape[0] > 0,
-            hess_out.shape[0] > 0)
+        return ew.elementwise, (self._kind, prob.target, prob.raw, prob.sample_weight, col_param, extra,
+                                *self._target_range, grad_scale, loss_out, grad_out, hess_out, want_loss,
+                                grad_out.shape[0] > 0, hess_out.shape[0] > 0)
+
+    def _raise(self, prob, bad_target, bad_raw):
         v.raise_for_bad_rows(prob.raw.shape[0], bad_target, bad_raw, prob.y_true, prob.raw, self._target_rule)
-        return total
 
     def _validated_targets_for_init(self, y_true, sample_weight) -> _Problem:
         y = v.as_float_array(y_true, "y_true", dtype=np.float64)

@@ -240,7 +240,8 @@ def test_lightgbm_focal_equals_numpy_focal_formulas(family, binary, multiclass):
 
 # ------------------------------------------------------------------ CatBoost
 CB = dict(iterations=25, depth=4, learning_rate=0.3, verbose=0, random_seed=0, thread_count=2,
-          leaf_estimation_method="Newton", leaf_estimation_iterations=1, boosting_type="Plain", bootstrap_type="No")
+          leaf_estimation_method="Newton", leaf_estimation_iterations=1, boosting_type="Plain", bootstrap_type="No",
+          allow_writing_files=False)
 
 
 def test_catboost_bce_reproduces_logloss(binary):
@@ -335,6 +336,69 @@ def test_catboost_multi_target_huber_and_metric(regression):
     assert loss.loss(Y, pred) < 0.5 * loss.loss(Y, np.zeros_like(Y))
     recorded = model.get_evals_result()["validation"][type(metric).__name__][-1]
     np.testing.assert_allclose(recorded, loss.loss(Y, pred), rtol=1e-7)
+
+
+@pytest.mark.parametrize("loss, hessian", [
+    (nbloss.CrossEntropy(), "exact"),
+    (nbloss.CrossEntropy(class_weight=[1.0, 2.0, 0.5, 3.0], label_smoothing=0.1, ignore_index=2), "exact"),
+    (nbloss.FocalLoss(gamma=2.0, alpha=[0.2, 0.3, 0.1, 0.4]), "exact"),
+    (nbloss.CrossEntropy(label_smoothing=0.2), "constant"),
+    (nbloss.HuberLoss(delta=0.3), "constant"),
+    (nbloss.BinaryCrossEntropy(pos_weight=[2.0, 1.0, 0.5, 1.0]), "exact"),
+])
+def test_catboost_per_row_path_equals_the_whole_array_call(loss, hessian):
+    """CatBoost's per-row calls go through a serial, pre-resolved kernel; they must give what one call
+    over all rows gives (same floor, same weights), including logits of +-1e4 and ignored rows."""
+    n, k = 200, 4
+    z = RNG.normal(scale=3.0, size=(n, k))
+    z[:5] *= 1e4 / 3.0
+    w = RNG.uniform(0.0, 2.0, n)
+    softmax = isinstance(loss, nbloss.FocalLoss | nbloss.CrossEntropy)
+    y = RNG.integers(0, k, n) if softmax else RNG.uniform(0.0, 1.0, (n, k))
+    obj = CatBoostObjective(loss, min_hessian=1e-3, hessian=hessian, multi_target=not softmax)
+    grad, hess = obj.derivatives(y, z, w)
+    for i in range(n):
+        target = float(y[i]) if softmax else y[i]
+        der1, der2 = obj.calc_ders_multi(z[i], target, float(w[i]))
+        np.testing.assert_allclose(-np.array(der1), grad[i], rtol=1e-13, atol=1e-300)
+        np.testing.assert_allclose(-np.array(der2), np.diag(hess[i]), rtol=1e-13, atol=1e-300)
+
+
+def test_catboost_per_row_path_is_safe_across_threads_and_copies():
+    from concurrent.futures import ThreadPoolExecutor
+
+    obj = CatBoostObjective(nbloss.CrossEntropy(label_smoothing=0.05))
+    rows = {k: (RNG.normal(size=(300, k)), RNG.integers(0, k, 300)) for k in (3, 7)}
+    expected = {k: obj.derivatives(y, z) for k, (z, y) in rows.items()}
+
+    def run(k):  # two class counts at once: each thread keeps its own buffers
+        z, y = rows[k]
+        return k, [[np.array(d) for d in obj.calc_ders_multi(z[i], float(y[i]), 1.0)] for i in range(300)]
+
+    for copy in (obj, pickle.loads(pickle.dumps(obj)), __import__("copy").deepcopy(obj)):
+        with ThreadPoolExecutor(4) as pool:
+            for k, out in pool.map(run, [3, 7, 3, 7, 3, 7]):
+                np.testing.assert_allclose(-np.array([g for g, _ in out]), expected[k][0], rtol=1e-13)
+                np.testing.assert_allclose(-np.array([np.diag(h) for _, h in out]), expected[k][1], rtol=1e-13)
+        obj = copy
+
+
+def test_catboost_per_row_path_rejects_bad_rows():
+    obj = CatBoostObjective(nbloss.CrossEntropy())
+    with pytest.raises(ValueError, match=r"class indices in \[0, 3\); row 0 has 3"):
+        obj.calc_ders_multi(np.zeros(3), 3.0, 1.0)
+    with pytest.raises(ValueError, match="integral class indices"):
+        obj.calc_ders_multi(np.zeros(3), 1.5, 1.0)
+    with pytest.raises(ValueError, match="must not contain NaN"):
+        obj.calc_ders_multi(np.array([0.0, np.nan, 1.0]), 1.0, 1.0)
+    with pytest.raises(ValueError, match="sample_weight must be finite"):
+        obj.calc_ders_multi(np.zeros(3), 1.0, -1.0)
+    with pytest.raises(ValueError, match="must hold values in"):
+        CatBoostObjective(nbloss.BinaryCrossEntropy(), multi_target=True).calc_ders_multi(
+            np.zeros(2), np.array([0.0, 2.0]), 1.0)
+    with pytest.raises(ValueError, match="balanced"):
+        CatBoostObjective(nbloss.CrossEntropy(class_weight="balanced"))
+    np.testing.assert_array_equal(obj.calc_ders_multi(np.zeros(3), 2.0, 1.0)[0], [-1 / 3, -1 / 3, 2 / 3])
 
 
 # ------------------------------------------------------------------ Hessian safety

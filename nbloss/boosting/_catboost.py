@@ -7,7 +7,9 @@ models call ``calc_ders_range(approxes, targets, weights)`` on chunks of rows
 the kernels run vectorised.  Multiclass models call ``calc_ders_multi(approx,
 target, weight)`` once per row and want a ``K x K`` second-derivative matrix:
 the adapter returns the diagonal one (the other libraries' choice), and this
-per-row protocol, not the kernel, bounds its speed.  Multi-target models
+per-row protocol bounds its speed: the adapter answers it with the loss's own
+kernel compiled without threads and called without the GIL
+(:class:`RowDerivatives`), with the parameters resolved once.  Multi-target models
 (``MultiTargetCustomObjective``) use the same per-row call with a vector of
 targets; CatBoost 1.2 accepts no baseline for them.  CatBoost does not store a
 starting margin given as ``baseline``: :meth:`CatBoostObjective.fold_baseline`
@@ -20,9 +22,88 @@ these methods call nbloss's own compiled kernels, so the warning is harmless.
 
 from __future__ import annotations
 
+import math
+import threading
+
 import numpy as np
 
+from ..kernels import serial
 from ._common import Derivatives, MetricValue, constant_of, is_softmax, per_row, require, starting_margin
+
+
+class RowDerivatives:
+    """CatBoost's per-row answer, ``(der1, der2)`` of ``-weight * loss`` as lists, under ``derivatives``'
+    Hessian policy.
+
+    CatBoost asks for multiclass and multi-target derivatives once per row, from
+    several threads, and copies the answer out element by element in Python.  A
+    full public call (validation, a parallel launch) would cost several times the
+    row; instead, per calling OS thread, this object keeps a one-row problem
+    validated once (class weights and smoothing resolved), its buffers and a
+    ``K x K`` list of lists, copies each row in and runs the loss's own kernel
+    compiled without threads, with ``grad_scale = -1`` (CatBoost maximises).  The
+    kernel still checks every row's label range and NaN logits; the weight and
+    the label's type are checked here.  Lists, because CatBoost reads them twice
+    as fast as NumPy rows (one NumPy scalar per element).
+    """
+
+    def __init__(self, derivatives: Derivatives):
+        loss = derivatives.loss
+        if isinstance(getattr(loss, "class_weight", None), str):  # "balanced"
+            raise ValueError("class_weight='balanced' is computed from the labels of each call, and CatBoost "
+                             "hands multiclass rows over one at a time: pass the weights as an array, e.g. "
+                             "sklearn.utils.class_weight.compute_class_weight('balanced', ...)")
+        self.derivatives = derivatives
+        # Per OS thread.  Not threading.local: CatBoost calls from its own C++ threads, and each call gets a
+        # fresh Python thread state, so thread-local data would be rebuilt on every row.
+        self._states: dict[int, tuple] = {}
+
+    def __reduce__(self):  # CatBoost deep-copies its parameters; the buffers are rebuilt on use
+        return RowDerivatives, (self.derivatives,)
+
+    def _state(self, n_outputs: int) -> tuple:
+        state = self._states.get(threading.get_ident())
+        if state is None or state[0] != n_outputs:
+            loss = self.derivatives.loss
+            softmax = is_softmax(loss)
+            target = np.zeros(1, dtype=np.int64) if softmax else np.zeros((1, n_outputs))
+            prob = loss._prepare(target, np.zeros((1, n_outputs)), np.ones(1))
+            neg_grad, neg_hess = np.empty((1, n_outputs)), np.empty((1, n_outputs))
+            exact = self.derivatives.hessian == "exact"
+            kernel, args = loss._kernel_call(prob, -1.0, loss._empty(prob, loss_shaped=True), neg_grad,
+                                             neg_hess if exact else loss._empty(prob), False)
+            der2 = [[0.0] * n_outputs for _ in range(n_outputs)]
+            state = (n_outputs, softmax, exact, prob, neg_grad[0], neg_hess[0], der2, serial(kernel), args)
+            self._states[threading.get_ident()] = state
+        return state
+
+    def __call__(self, target, approx, weight) -> tuple[list, list]:
+        """``target``: a class index (softmax losses) or the row's (L,) targets; ``approx``: the row's (L,)
+        margins.  Returns ``der1`` (L,) and the diagonal ``der2`` (L x L), valid until this thread's next call."""
+        approx = np.asarray(approx, dtype=np.float64)
+        n_outputs, softmax, exact, prob, neg_grad, neg_hess, der2, kernel, args = self._state(approx.shape[0])
+        w = 1.0 if weight is None else float(weight)
+        if not (0.0 <= w < math.inf):
+            raise ValueError(f"sample_weight must be finite and non-negative, got {weight!r}")
+        if softmax:
+            label = float(target)
+            if label != math.floor(label) or not abs(label) < 2.0**62:
+                raise ValueError(f"y_true must hold integral class indices, got {target!r}")
+            prob.target[0] = int(label)
+        else:
+            prob.target[0] = target
+        prob.raw[0] = approx
+        prob.sample_weight[0] = w
+        _, bad_target, bad_raw = kernel(*args)
+        if bad_target == 0 or bad_raw == 0:
+            self.derivatives.loss._raise(prob._replace(y_true=np.array([target])), bad_target, bad_raw)
+        if exact:
+            diagonal = np.minimum(neg_hess, -self.derivatives.min_hessian * w).tolist()
+        else:
+            diagonal = [-w] * n_outputs
+        for k in range(n_outputs):
+            der2[k][k] = diagonal[k]
+        return neg_grad.tolist(), der2
 
 
 class CatBoostObjective:
@@ -63,6 +144,7 @@ class CatBoostObjective:
         if self.multi_target and is_softmax(loss):
             raise ValueError("multi_target=True is for element-wise losses with (n, T) targets; "
                              f"{type(loss).__name__} is multiclass already")
+        self.row_derivatives = RowDerivatives(self.derivatives) if is_softmax(loss) or self.multi_target else None
 
     def __reduce_ex__(self, protocol):
         if type(self) in _MULTI_TARGET.values():  # made at run time: rebuilt through the public class
@@ -86,17 +168,14 @@ class CatBoostObjective:
         return ders
 
     def calc_ders_multi(self, approx, target, weight):
-        """Derivatives of ``-weight * loss`` for one row: ``(der1 (K,), der2 (K, K) diagonal)``.
+        """Derivatives of ``-weight * loss`` for one row: ``(der1 (K,), der2 (K, K) diagonal)`` as lists.
 
         ``target`` is a class index (softmax losses) or, for ``multi_target``, the row's (T,) targets.
         """
         if not (is_softmax(self.loss) or self.multi_target):
             raise TypeError(f"{type(self.loss).__name__} is a one-output loss; CatBoost called the multi-output "
                             "protocol (pass multi_target=True for (n, T) targets)")
-        row = np.asarray(approx, dtype=np.float64).reshape(1, -1)
-        labels = np.array([target]) if is_softmax(self.loss) else np.asarray(target, dtype=np.float64).reshape(1, -1)
-        grad, hess = self.derivatives(labels, row, None if weight is None else np.array([weight]))
-        return -grad[0], np.diag(-hess[0])
+        return self.row_derivatives(target, approx, weight)
 
     def baseline(self, y, sample_weight=None) -> np.ndarray:
         """Per-row starting margins ``loss.init_raw_prediction(y, sample_weight)`` for

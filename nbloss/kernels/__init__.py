@@ -16,3 +16,31 @@ Conventions shared by the kernels:
   ``1 / total_weight`` for the gradient of a mean);
 * the returned loss sum is accumulated in float64.
 """
+
+from __future__ import annotations
+
+import types
+
+from numba import njit
+
+_SERIAL: dict = {}
+
+
+def serial(kernel):
+    """``kernel`` compiled without threads (``prange`` runs as ``range``) and without the GIL.
+
+    For callers that hand over a few rows at a time from several threads
+    (CatBoost's per-row objective), where waking the thread pool costs more
+    than the row.  The twin is a renamed copy of the kernel's Python function:
+    Numba names a cache file after the function, and a twin sharing the
+    parallel kernel's name would read the parallel kernel's cache entry.
+    """
+    twin = _SERIAL.get(kernel)
+    if twin is None:
+        f = kernel.py_func
+        copy = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__, f.__closure__)
+        copy.__qualname__ = f.__qualname__ + "_serial"
+        copy.__module__ = f.__module__
+        copy.__doc__ = f.__doc__
+        twin = _SERIAL.setdefault(kernel, njit(cache=True)(copy))
+    return twin
