@@ -3,8 +3,11 @@
 Layout: :mod:`nbloss._numerics` (scalar stable formulas), :mod:`nbloss.kernels`
 (one module per loss family), :mod:`nbloss._validation` (input checks),
 :mod:`nbloss.losses` (the public loss objects), :mod:`nbloss._threading`
-(threading layer and thread count), :mod:`nbloss.boosting` (adapters for
-XGBoost, LightGBM and CatBoost; imported on demand).
+(threading layer and thread count), :mod:`nbloss.estimators` (the
+scikit-learn estimators ``LinearClassifier`` and ``LinearRegressor``),
+:mod:`nbloss.boosting` (adapters for XGBoost, LightGBM and CatBoost).  The
+estimators and adapters are imported on first use, so ``import nbloss`` does
+not import scikit-learn or a boosting library.
 """
 
 from ._threading import get_num_threads, set_num_threads, threading_layer
@@ -21,6 +24,8 @@ from .losses import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "LinearClassifier",
+    "LinearRegressor",
     "BinaryCrossEntropy",
     "BinaryFocalLoss",
     "CrossEntropy",
@@ -32,3 +37,11 @@ __all__ = [
     "set_num_threads",
     "threading_layer",
 ]
+
+
+def __getattr__(name: str):
+    if name in ("LinearClassifier", "LinearRegressor"):
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'nbloss' has no attribute {name!r}")

@@ -400,3 +400,24 @@ def softmax(raw, out):
             for j in range(n_classes):
                 ob[i, j] = ob[i, j] * inv_s
     return bad_raw
+
+
+@njit(parallel=True, cache=True)
+def hessian_product(proba, row_weight, v, out):
+    """``out_i = r_i (diag(p_i) - p_i p_i^T) v_i`` row-wise: the full (not diagonal) Hessian of
+    softmax cross-entropy in the logits times ``v``, for Newton solvers.  Shapes: ``proba``, ``v``,
+    ``out`` (n, K); ``row_weight`` (n,)."""
+    n, n_classes = proba.shape
+    nb = n_blocks(n)
+    for b in prange(nb):
+        lo, hi = block_bounds(b, n, nb)
+        pb = proba[lo:hi]
+        vb = v[lo:hi]
+        rb = row_weight[lo:hi]
+        ob = out[lo:hi]
+        for i in range(pb.shape[0]):
+            dot = 0.0
+            for j in range(n_classes):
+                dot += pb[i, j] * vb[i, j]
+            for j in range(n_classes):
+                ob[i, j] = rb[i] * pb[i, j] * (vb[i, j] - dot)

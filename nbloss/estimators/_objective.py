@@ -1,0 +1,142 @@
+"""The penalised objective of a linear model, over an nbloss loss.
+
+Parameters ``w`` are the flat float64 vector of ``coef`` (L, d) followed, with
+an intercept, by ``intercept`` (L,).  Margins are ``Z = X @ coef.T +
+intercept``, (n, L): L = 1 for a binary logit or a regression, K for softmax.
+The objective is the loss's weighted mean (``reduction="mean"``) plus
+``alpha / 2 * ||coef||^2``; the intercept is not penalised.
+
+One evaluation reads ``X`` twice (``X @ coef.T`` and ``G.T @ X``, both BLAS or
+SciPy sparse products) and runs one fused kernel call for the loss and its
+gradient in margin space.  A Hessian-vector product reads ``X`` twice more and
+uses the curvature at the last point, computed once per point:
+
+* element-wise losses (binary logit, regression): the kernel's exact diagonal
+  Hessian ``h``; ``H v = X.T (h * (X v)) + alpha v``;
+* softmax cross-entropy: the row Hessian ``s_i (diag p_i - p_i p_i^T)``
+  (class weights and label smoothing do not change it once class weights are
+  folded into ``s``, since the smoothed target of a row sums to 1).
+
+Softmax focal loss has no cheap exact Hessian-vector product; its estimator
+uses L-BFGS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._threading import launch
+from ..kernels.softmax import hessian_product
+from ..losses import CrossEntropy, _ElementwiseLoss
+
+
+class LinearObjective:
+    """Value, gradient and Hessian-vector products of a penalised linear model.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix of shape (n, d), float32 or float64
+    target : ndarray
+        ``y_true`` as ``loss`` takes it: (n,) class indices for softmax losses, else (n, L).
+    sample_weight : ndarray of shape (n,)
+        In ``X``'s dtype; class weights already folded in.
+    loss : nbloss loss object
+    n_outputs : int
+        L (1 for element-wise losses with one output, K for softmax).
+    alpha : float
+    fit_intercept : bool
+    """
+
+    def __init__(self, X, target, sample_weight, loss, n_outputs: int, alpha: float, fit_intercept: bool):
+        self.X = X
+        self.target = target
+        self.sample_weight = sample_weight
+        self.loss = loss
+        self.n_outputs = n_outputs
+        self.alpha = float(alpha)
+        self.fit_intercept = fit_intercept
+        self.dtype = X.dtype
+        self.n_features = X.shape[1]
+        self.total_weight = float(np.sum(sample_weight, dtype=np.float64))
+        self.n_passes = 0  # reads of X (each product counts one), reported by the estimators
+        # Buffers reused by every evaluation: margins and gradient (value), direction margins and the
+        # curvature product (Hessian-vector products), and ones for the intercept's column sums.
+        n = X.shape[0]
+        self._z, self._grad, self._zv, self._hz = (np.empty((n, n_outputs), dtype=self.dtype) for _ in range(4))
+        self._ones = np.ones(n, dtype=self.dtype)
+        self._curvature_at = None
+        self._curvature = None
+
+    @property
+    def has_hessp(self) -> bool:
+        return isinstance(self.loss, (CrossEntropy, _ElementwiseLoss))
+
+    @property
+    def size(self) -> int:
+        return self.n_outputs * (self.n_features + int(self.fit_intercept))
+
+    def unpack(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(coef (L, d), intercept (L,))`` views of ``w`` (zeros for no intercept)."""
+        k, d = self.n_outputs, self.n_features
+        coef = w[: k * d].reshape(k, d)
+        intercept = w[k * d:] if self.fit_intercept else np.zeros(k)
+        return coef, intercept
+
+    def margins(self, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """(n, L) margins in ``X``'s dtype, into ``out`` if given."""
+        coef, intercept = self.unpack(w)
+        out = np.empty((self.X.shape[0], self.n_outputs), dtype=self.dtype) if out is None else out
+        coef_t = coef.T.astype(self.dtype)
+        self.n_passes += 1
+        if sp.issparse(self.X):
+            out[...] = self.X @ coef_t
+        else:
+            np.matmul(self.X, coef_t, out=out)
+        if self.fit_intercept:
+            out += intercept.astype(self.dtype)
+        return out
+
+    def _back(self, g: np.ndarray, penalised: np.ndarray) -> np.ndarray:
+        """Pull a margin-space (n, L) array back to parameter space, ``[G.T @ X, G.sum(0)]``, and add
+        ``alpha * coef`` of ``penalised``: float64 of ``w``'s shape."""
+        k, d = self.n_outputs, self.n_features
+        out = np.empty(self.size)
+        self.n_passes += 1
+        gx = (self.X.T @ g).T if sp.issparse(self.X) else g.T @ self.X
+        out[: k * d] = np.asarray(gx).ravel()
+        out[: k * d] += self.alpha * penalised[: k * d]
+        if self.fit_intercept:
+            out[k * d:] = self._ones @ g
+        return out
+
+    def value_and_gradient(self, w: np.ndarray) -> tuple[float, np.ndarray]:
+        """Objective value and its gradient (float64, shape of ``w``)."""
+        z = self.margins(w, self._z)
+        value, g = self.loss.loss_gradient(self.target, z, self.sample_weight, reduction="mean",
+                                           gradient_out=self._grad)
+        coef = w[: self.n_outputs * self.n_features]
+        return float(value) + 0.5 * self.alpha * float(coef @ coef), self._back(g, w)
+
+    def _curvature_for(self, w: np.ndarray):
+        """Margin-space curvature at ``w`` per unit of the mean, computed once per point: the (n, L)
+        diagonal Hessian, or (softmax) the probabilities and row weights."""
+        if self._curvature_at is None or not np.array_equal(self._curvature_at, w):
+            z = self.margins(w)
+            scale = 1.0 / self.total_weight
+            if isinstance(self.loss, CrossEntropy):
+                self._curvature = (self.loss.predict_proba(z), (self.sample_weight * scale).astype(self.dtype))
+            else:
+                self._curvature = self.loss.hessian(self.target, z, self.sample_weight) * self.dtype.type(scale)
+            self._curvature_at = w.copy()
+        return self._curvature
+
+    def hessp(self, w: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Hessian of the objective at ``w`` times ``v`` (float64, shape of ``w``)."""
+        curvature = self._curvature_for(w)
+        zv = self.margins(v, self._zv)
+        if isinstance(curvature, tuple):
+            launch(hessian_product, *curvature, zv, self._hz)
+        else:
+            np.multiply(curvature, zv, out=self._hz)
+        return self._back(self._hz, v)
