@@ -19,7 +19,6 @@ import numbers
 import warnings
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelEncoder
@@ -75,8 +74,6 @@ class _LinearModel(BaseEstimator):
     def _validate_X_y(self, X, y, sample_weight, classifier: bool):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
                              y_numeric=not classifier, multi_output=False)
-        if sp.issparse(X):
-            X = X.tocsr() if X.format not in ("csr", "csc") else X
         sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
         return X, y, sample_weight
 
@@ -150,7 +147,11 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
     max_iter : int, default 200
         Newton (or L-BFGS) iterations.
     tol : float, default 1e-6
-        Stop when the largest absolute entry of the objective's gradient is at most ``tol``.
+        Stop when the largest absolute entry of the objective's gradient is at
+        most ``tol``.  With float32 ``X`` the objective is only known to about
+        1e-7 relative: a fit whose line search finds no measurable decrease
+        also counts as converged if that gradient is below ``max(tol, 1e3 *
+        float32 eps)``.
     warm_start : bool, default False
         Start from the previous fit's coefficients (same classes and features).
     n_threads : int or None

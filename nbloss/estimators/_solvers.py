@@ -6,8 +6,8 @@ the same mean-loss scale).  They return ``(w, n_iter, converged)``; the
 estimator turns ``converged=False`` into a ``ConvergenceWarning``.
 
 * ``newton_cg``: truncated Newton.  Each iteration solves ``H d = -g`` by
-  conjugate gradients (forcing term ``min(0.5, sqrt(|g|)) |g|``, stopped at
-  negative curvature) with exact Hessian-vector products, then backtracks
+  conjugate gradients (forcing term ``min(0.5, sqrt(|g|)) |g|``, at most 50
+  steps, stopped at negative curvature) with exact Hessian-vector products, then backtracks
   (Armijo) from the full step.  Near the optimum it converges quadratically,
   so it reaches tight tolerances in far fewer passes over ``X`` than L-BFGS.
 * ``lbfgs``: SciPy's L-BFGS-B, for losses without a Hessian-vector product.
