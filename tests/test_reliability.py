@@ -134,6 +134,35 @@ def test_second_process_loads_kernels_from_the_cache(tmp_path):
     assert warm["first_call_s"] < cold["first_call_s"]
 
 
+_SERIAL_PROBE = """
+import json
+import numpy as np
+import nbloss
+from nbloss.kernels import serial
+loss = nbloss.CrossEntropy(label_smoothing=0.1)
+prob = loss._prepare(np.array([1]), np.zeros((1, 3)), None)
+kernel, args = loss._kernel_call(prob, 1.0, loss._empty(prob, loss_shaped=True), np.empty((1, 3)),
+                                 np.empty((1, 3)), False)
+twin = serial(kernel)
+twin(*args)
+print(json.dumps({"misses": sum(twin.stats.cache_misses.values()), "hits": sum(twin.stats.cache_hits.values()),
+                  "parallel_hits": sum(kernel.stats.cache_hits.values())}))
+"""
+
+
+@pytest.mark.slow
+def test_serial_twins_have_their_own_cache_entry(tmp_path):
+    """The serial twin CatBoost's per-row path uses is cached on disk like the parallel kernels, under its own
+    name: the second process loads it, and never mistakes it for the parallel kernel's entry."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    runs = [json.loads(subprocess.run([sys.executable, "-c", _SERIAL_PROBE], env=env, capture_output=True,
+                                      text=True, timeout=900, check=True).stdout.strip().splitlines()[-1])
+            for _ in range(2)]
+    assert runs[0]["misses"] == 1 and runs[1] == {"misses": 0, "hits": 1, "parallel_hits": 0}
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "numba-cache").rglob("*.nbi")) == [
+        "softmax.cross_entropy_labels_serial"]
+
+
 def test_no_recompilation_across_calls():
     from nbloss.kernels import elementwise, softmax
 

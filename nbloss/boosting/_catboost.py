@@ -8,8 +8,8 @@ the kernels run vectorised.  Multiclass models call ``calc_ders_multi(approx,
 target, weight)`` once per row and want a ``K x K`` second-derivative matrix:
 the adapter returns the diagonal one (the other libraries' choice), and this
 per-row protocol bounds its speed: the adapter answers it with the loss's own
-kernel compiled without threads and called without the GIL
-(:class:`RowDerivatives`), with the parameters resolved once.  Multi-target models
+kernel compiled without threads (:class:`RowDerivatives`), with the parameters
+resolved once.  Multi-target models
 (``MultiTargetCustomObjective``) use the same per-row call with a vector of
 targets; CatBoost 1.2 accepts no baseline for them.  CatBoost does not store a
 starting margin given as ``baseline``: :meth:`CatBoostObjective.fold_baseline`

@@ -27,13 +27,13 @@ _SERIAL: dict = {}
 
 
 def serial(kernel):
-    """``kernel`` compiled without threads (``prange`` runs as ``range``) and without the GIL.
+    """``kernel`` compiled without threads (``prange`` runs as ``range``).
 
-    For callers that hand over a few rows at a time from several threads
-    (CatBoost's per-row objective), where waking the thread pool costs more
-    than the row.  The twin is a renamed copy of the kernel's Python function:
-    Numba names a cache file after the function, and a twin sharing the
-    parallel kernel's name would read the parallel kernel's cache entry.
+    For callers that hand over one row at a time (CatBoost's per-row
+    objective), where waking the thread pool costs more than the row.  The
+    twin is a renamed copy of the kernel's Python function: Numba names a
+    cache file after the function, and a twin sharing the parallel kernel's
+    name would read the parallel kernel's cache entry.
     """
     twin = _SERIAL.get(kernel)
     if twin is None:
