@@ -186,6 +186,8 @@ def test_bad_parameters_are_named():
         LinearRegressor(alpha=-1.0).fit(X, X[:, 0])
     with pytest.raises(ValueError, match="at least two classes"):
         LinearClassifier().fit(X, np.zeros(100))
+    with pytest.raises(ValueError, match="n_threads must be"):
+        LinearClassifier(n_threads=0).fit(X, y)
     with pytest.raises(ValueError, match="delta must be"):
         LinearRegressor(delta=0.0).fit(X, X[:, 0])
 

@@ -68,7 +68,8 @@ class _LinearModel(BaseEstimator):
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
             raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
         if self.n_threads is not None and (isinstance(self.n_threads, bool)
-                                           or not isinstance(self.n_threads, numbers.Integral)):
+                                           or not isinstance(self.n_threads, numbers.Integral)
+                                           or self.n_threads < 1):
             raise ValueError(f"n_threads must be None or a positive integer, got {self.n_threads!r}")
 
     def _validate_X_y(self, X, y, sample_weight, classifier: bool):
