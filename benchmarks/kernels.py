@@ -1,0 +1,208 @@
+"""Kernel speed: nbloss against scikit-learn's Cython losses, NumPy/SciPy and a memory floor, in one run.
+
+    python benchmarks/kernels.py                 # the full grid (a few minutes)
+    python benchmarks/kernels.py --quick         # n <= 1e5, for a look
+
+For each case (loss, n, K, dtype) every contender computes the gradient and the
+Hessian of the same inputs:
+
+* ``nbloss``: ``gradient_hessian`` into preallocated ``gradient_out`` /
+  ``hessian_out`` (validation included);
+* ``sklearn``: ``sklearn._loss.loss`` (``HalfMultinomialLoss``,
+  ``HalfBinomialLoss``, ``HuberLoss``; focal losses have none) with
+  ``n_threads`` = nbloss's thread count, into preallocated outputs;
+* ``numpy``: the formulas as they are pasted into custom objectives (SciPy's
+  ``softmax``/``expit``; focal from ``tests/focal_reference.py``), allocating;
+* ``floor``: ``np.copyto`` of ``raw`` into both outputs, the bytes any kernel
+  must read and write.
+
+Times are medians of ``--repeats`` calls (fewer for calls over a second).
+Prints a table with ratios, writes JSON (``--json``) and a plot of throughput
+against n (``--plot``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from scipy.special import expit
+from scipy.special import softmax as scipy_softmax
+from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
+from sklearn._loss.loss import HuberLoss as SkHuberLoss
+
+import nbloss
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from focal_reference import binary_focal_grad_hess, softmax_focal_grad_hess  # noqa: E402
+
+GAMMA, ALPHA, DELTA = 2.0, 0.25, 1.0
+
+
+def numpy_cross_entropy(y, z):
+    p = scipy_softmax(z, axis=1)
+    grad = p.copy()
+    grad[np.arange(z.shape[0]), y] -= 1.0
+    return grad, p * (1.0 - p)
+
+
+def numpy_bce(y, z):
+    p = expit(z)
+    return p - y, p * (1.0 - p)
+
+
+def numpy_huber(y, z):
+    r = z - y
+    return np.clip(r, -DELTA, DELTA), (np.abs(r) <= DELTA).astype(z.dtype)
+
+
+def cases(quick: bool):
+    softmax_n = (1_000, 10_000, 100_000) if quick else (1_000, 10_000, 100_000, 1_000_000)
+    elementwise_n = (100_000,) if quick else (100_000, 10_000_000)
+    for dtype in (np.float64, np.float32):
+        for k in (10, 100):
+            for n in softmax_n:
+                yield "CrossEntropy", n, k, dtype
+                yield "FocalLoss", n, k, dtype
+        for n in elementwise_n:
+            for name in ("BinaryCrossEntropy", "BinaryFocalLoss", "HuberLoss"):
+                yield name, n, 1, dtype
+
+
+def contenders(name, k, n_threads):
+    """``{contender: (make_call(y, raw, grad_out, hess_out) -> callable)}`` for one loss."""
+    losses = {"CrossEntropy": nbloss.CrossEntropy(), "FocalLoss": nbloss.FocalLoss(gamma=GAMMA),
+              "BinaryCrossEntropy": nbloss.BinaryCrossEntropy(),
+              "BinaryFocalLoss": nbloss.BinaryFocalLoss(gamma=GAMMA, alpha=ALPHA),
+              "HuberLoss": nbloss.HuberLoss(delta=DELTA)}
+    ours = losses[name]
+    out = {"nbloss": lambda y, z, g, h: (lambda: ours.gradient_hessian(y, z, gradient_out=g, hessian_out=h))}
+    sk = {"CrossEntropy": lambda: HalfMultinomialLoss(n_classes=k), "BinaryCrossEntropy": HalfBinomialLoss,
+          "HuberLoss": lambda: SkHuberLoss(delta=DELTA)}.get(name)
+    if sk is not None:
+        theirs = sk()
+        out["sklearn"] = lambda y, z, g, h: partial(theirs.gradient_hessian, y.astype(z.dtype), z, gradient_out=g,
+                                                    hessian_out=h, n_threads=n_threads)
+    numpy_impl = {"CrossEntropy": numpy_cross_entropy, "BinaryCrossEntropy": numpy_bce, "HuberLoss": numpy_huber,
+                  "FocalLoss": lambda y, z: softmax_focal_grad_hess(y, z, GAMMA),
+                  "BinaryFocalLoss": lambda y, z: binary_focal_grad_hess(y, z, ALPHA, GAMMA)}[name]
+    out["numpy"] = lambda y, z, g, h: (lambda: numpy_impl(y, z))
+    out["floor"] = lambda y, z, g, h: (lambda: (np.copyto(g, z), np.copyto(h, z)))
+    return out
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()  # warm: compiled code loaded, pages touched
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+        if sum(times) > 3.0 and len(times) >= 3:
+            break
+    return statistics.median(times)
+
+
+def _bar(done: int, total: int, label: str) -> None:
+    filled = int(30 * done / total)
+    print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {label:<48}", end="", file=sys.stderr, flush=True)
+
+
+def run(args) -> dict:
+    n_threads = nbloss.get_num_threads()
+    grid = list(cases(args.quick))
+    rows = []
+    for i, (name, n, k, dtype) in enumerate(grid):
+        _bar(i, len(grid), f"{name} n={n:,} K={k} {np.dtype(dtype).name}")
+        rng = np.random.default_rng(i)
+        if k > 1:
+            y, z = rng.integers(0, k, n), rng.normal(scale=3.0, size=(n, k)).astype(dtype)
+        else:
+            z = rng.normal(scale=3.0, size=n).astype(dtype)
+            y = (rng.uniform(size=n) < 0.3).astype(dtype) if name != "HuberLoss" else rng.normal(size=n).astype(dtype)
+        g, h = np.empty_like(z), np.empty_like(z)
+        row = {"loss": name, "n": n, "K": k, "dtype": np.dtype(dtype).name, "seconds": {}}
+        for contender, make in contenders(name, k, n_threads).items():
+            row["seconds"][contender] = median_time(make(y, z, g, h), args.repeats)
+        ours = row["seconds"]["nbloss"]
+        row["speedup"] = {c: s / ours for c, s in row["seconds"].items() if c != "nbloss"}
+        rows.append(row)
+    _bar(len(grid), len(grid), "done")
+    print(file=sys.stderr)
+    return {"setup": {"threads": n_threads, "threading_layer": nbloss.threading_layer(), "repeats": args.repeats,
+                      "python": platform.python_version(), "numpy": np.__version__,
+                      "nbloss": nbloss.__version__},
+            "rows": rows}
+
+
+def print_table(report: dict) -> None:
+    print(f"gradient_hessian, {report['setup']['threads']} threads; median ms; 'x' = contender time / nbloss time "
+          "(> 1: nbloss faster); floor = copying the bytes")
+    print(f"| {'loss':<18} | {'n':>10} | {'K':>3} | {'dtype':<7} | {'nbloss':>8} | {'sklearn':>8} | {'x':>5} | "
+          f"{'numpy':>8} | {'x':>5} | {'floor':>7} | {'nbloss/floor':>12} |")
+    print("|" + "|".join("-" * w for w in (20, 12, 5, 9, 10, 10, 7, 10, 7, 9, 14)) + "|")
+    for r in report["rows"]:
+        s, x = r["seconds"], r["speedup"]
+        sk = f"{s['sklearn'] * 1e3:8.2f} | {x['sklearn']:5.2f}" if "sklearn" in s else f"{'':>8} | {'':>5}"
+        print(f"| {r['loss']:<18} | {r['n']:>10,} | {r['K']:>3} | {r['dtype']:<7} | {s['nbloss'] * 1e3:8.2f} | {sk} | "
+              f"{s['numpy'] * 1e3:8.2f} | {x['numpy']:5.1f} | {s['floor'] * 1e3:7.2f} | "
+              f"{s['nbloss'] / s['floor']:12.1f} |")
+
+
+def plot(report: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = list(dict.fromkeys((r["loss"], r["K"]) for r in report["rows"]))
+    cols = 4
+    fig, axes = plt.subplots((len(panels) + cols - 1) // cols, cols, figsize=(4.2 * cols, 3.3 * 2), squeeze=False)
+    colours = {"nbloss": "#2a7ab0", "sklearn": "#888888", "numpy": "#d0883a", "floor": "#3a9a4a"}
+    for ax, (loss, k) in zip(axes.ravel(), panels):
+        for dtype, style in (("float64", "-"), ("float32", "--")):
+            rows = [r for r in report["rows"] if r["loss"] == loss and r["K"] == k and r["dtype"] == dtype]
+            for contender, colour in colours.items():
+                pts = [(r["n"], r["n"] / r["seconds"][contender]) for r in rows if contender in r["seconds"]]
+                if pts:
+                    ax.plot(*zip(*pts), style, marker="o", ms=3, color=colour,
+                            label=f"{contender} {dtype}" if (loss, k) == panels[0] else None)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{loss}" + (f", K={k}" if k > 1 else ""), fontsize=9)
+        ax.set_xlabel("n (rows)")
+        ax.set_ylabel("rows / s")
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    fig.legend(loc="lower right", fontsize=7, ncol=2)
+    fig.suptitle(f"gradient_hessian throughput, {report['setup']['threads']} threads "
+                 "(solid float64, dashed float32)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", default="benchmarks/results/kernels.json")
+    parser.add_argument("--plot", default="benchmarks/results/kernels.png")
+    args = parser.parse_args(argv)
+    report = run(args)
+    print_table(report)
+    for path in (args.json, args.plot):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=2))
+    plot(report, args.plot)
+    print(f"\nwrote {args.json} and {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
