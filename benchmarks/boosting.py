@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import platform
 import statistics
 import sys
@@ -24,6 +23,7 @@ import time
 import warnings
 
 import numpy as np
+from _report import add_output_arguments, pyplot, save
 
 import nbloss
 from nbloss.boosting import CatBoostObjective, lightgbm_objective, xgboost_objective
@@ -170,11 +170,7 @@ def print_table(report: dict) -> None:
 
 
 def plot(report: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     libraries = list(dict.fromkeys(r["library"] for r in report["results"]))
     fig, axes = plt.subplots(1, len(libraries), figsize=(4.2 * len(libraries), 3.6))
     for ax, library in zip(np.atleast_1d(axes), libraries):
@@ -203,19 +199,12 @@ def main(argv=None) -> None:
     parser.add_argument("--catboost-rounds", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", default="benchmarks/results/boosting.json")
-    parser.add_argument("--plot", default="benchmarks/results/boosting.png")
+    add_output_arguments(parser, "boosting")
     args = parser.parse_args(argv)
     nbloss.set_num_threads(args.threads)
     report = run(args)
     print_table(report)
-    from pathlib import Path
-
-    for path in (args.json, args.plot):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2))
-    plot(report, args.plot)
-    print(f"\nwrote {args.json} and {args.plot}")
+    save(report, args, plot)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ floor no solver can beat.  Writes JSON (``--json``) and a bar chart (``--plot``)
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -24,6 +23,7 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from _report import add_output_arguments, pyplot, save
 
 import nbloss
 
@@ -118,8 +118,7 @@ def main(argv=None) -> None:
     parser.add_argument("--sparse-features", type=int, default=10_000)
     parser.add_argument("--sparse-classes", type=int, default=5)
     parser.add_argument("--alpha", type=float, default=1e-4)
-    parser.add_argument("--json", default="benchmarks/results/estimators.json")
-    parser.add_argument("--plot", default="benchmarks/results/estimators.png")
+    add_output_arguments(parser, "estimators")
     args = parser.parse_args(argv)
     started = time.perf_counter()
 
@@ -164,21 +163,11 @@ def main(argv=None) -> None:
             print(f"| {r['contender'] + mark:<25}| {r['tol']:>7.0e} | {r['seconds']:>8.2f} | {r['x_nbloss']:>8.2f} | "
                   f"{r['gap']:>9.1e} | {r['n_iter']:>5} | {'' if passes is None else passes:>6} | {per_pass:>8} |")
 
-    from pathlib import Path
-
-    for path in (args.json, args.plot):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2))
-    plot(report, args.plot)
-    print(f"\nwrote {args.json} and {args.plot}")
+    save(report, args, plot)
 
 
 def plot(report: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     problems = report["problems"]
     fig, axes = plt.subplots(1, len(problems), figsize=(6.0 * len(problems), 3.2))
     for ax, problem in zip(np.atleast_1d(axes), problems):

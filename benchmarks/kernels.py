@@ -24,7 +24,6 @@ against n (``--plot``).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -33,6 +32,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from _report import add_output_arguments, pyplot, save
 from scipy.special import expit
 from scipy.special import softmax as scipy_softmax
 from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
@@ -157,11 +157,7 @@ def print_table(report: dict) -> None:
 
 
 def plot(report: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     panels = list(dict.fromkeys((r["loss"], r["K"]) for r in report["rows"]))
     cols = 4
     fig, axes = plt.subplots((len(panels) + cols - 1) // cols, cols, figsize=(4.2 * cols, 3.3 * 2), squeeze=False)
@@ -192,16 +188,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--json", default="benchmarks/results/kernels.json")
-    parser.add_argument("--plot", default="benchmarks/results/kernels.png")
+    add_output_arguments(parser, "kernels")
     args = parser.parse_args(argv)
     report = run(args)
     print_table(report)
-    for path in (args.json, args.plot):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2))
-    plot(report, args.plot)
-    print(f"\nwrote {args.json} and {args.plot}")
+    save(report, args, plot)
 
 
 if __name__ == "__main__":

@@ -111,10 +111,12 @@ class _LinearModel(BaseEstimator):
         self.intercept_ = intercept.astype(objective.dtype)
 
     def _margins(self, X) -> np.ndarray:
+        """(n, L) margins of validated ``X`` (the regressor's (d,) ``coef_`` counts as one row)."""
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32], reset=False)
-        z = X @ self.coef_.T.astype(X.dtype, copy=False)
-        return np.asarray(z) + self.intercept_.astype(X.dtype)
+        coef = self.coef_.reshape(-1, self.n_features_in_)
+        z = X @ coef.T.astype(X.dtype, copy=False)
+        return np.asarray(z) + np.atleast_1d(self.intercept_).astype(X.dtype)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -343,11 +345,6 @@ class LinearRegressor(RegressorMixin, _LinearModel):
         self.intercept_ = X.dtype.type(intercept[0]) if self.fit_intercept else X.dtype.type(0.0)
         return self
 
-    def _margins(self, X) -> np.ndarray:
-        check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32], reset=False)
-        return np.asarray(X @ self.coef_.astype(X.dtype, copy=False)) + self.intercept_
-
     def predict(self, X) -> np.ndarray:
         """Predictions (n,)."""
-        return self._margins(X)
+        return self._margins(X)[:, 0]

@@ -60,10 +60,14 @@ class LinearObjective:
         self.n_features = X.shape[1]
         self.total_weight = float(np.sum(sample_weight, dtype=np.float64))
         self.n_passes = 0  # reads of X (each product counts one), reported by the estimators
-        # Buffers reused by every evaluation: margins and gradient (value), direction margins and the
-        # curvature product (Hessian-vector products), and ones for the intercept's column sums.
+        # Buffers reused by every evaluation: margins (and the point they are at) and gradient; for
+        # Hessian-vector products, direction margins and the curvature product; ones for the intercept's
+        # column sums.
         n = X.shape[0]
-        self._z, self._grad, self._zv, self._hz = (np.empty((n, n_outputs), dtype=self.dtype) for _ in range(4))
+        self._z, self._grad = (np.empty((n, n_outputs), dtype=self.dtype) for _ in range(2))
+        self._z_at = None
+        if self.has_hessp:
+            self._zv, self._hz = (np.empty((n, n_outputs), dtype=self.dtype) for _ in range(2))
         self._ones = np.ones(n, dtype=self.dtype)
         self._curvature_at = None
         self._curvature = None
@@ -113,6 +117,7 @@ class LinearObjective:
     def value_and_gradient(self, w: np.ndarray) -> tuple[float, np.ndarray]:
         """Objective value and its gradient (float64, shape of ``w``)."""
         z = self.margins(w, self._z)
+        self._z_at = w.copy()
         value, g = self.loss.loss_gradient(self.target, z, self.sample_weight, reduction="mean",
                                            gradient_out=self._grad)
         coef = w[: self.n_outputs * self.n_features]
@@ -122,7 +127,8 @@ class LinearObjective:
         """Margin-space curvature at ``w`` per unit of the mean, computed once per point: the (n, L)
         diagonal Hessian, or (softmax) the probabilities and row weights."""
         if self._curvature_at is None or not np.array_equal(self._curvature_at, w):
-            z = self.margins(w)
+            # Newton asks at the point it just evaluated, whose margins are still in the buffer
+            z = self._z if self._z_at is not None and np.array_equal(self._z_at, w) else self.margins(w)
             scale = 1.0 / self.total_weight
             if isinstance(self.loss, CrossEntropy):
                 self._curvature = (self.loss.predict_proba(z), (self.sample_weight * scale).astype(self.dtype))

@@ -103,7 +103,7 @@ def lbfgs(objective, w0: np.ndarray, tol: float, max_iter: int, verbose: int = 0
 
     def fun(w):
         value, grad = objective.value_and_gradient(w)
-        last["x"], last["grad"] = w, grad
+        last["x"], last["grad"] = w.copy(), grad  # SciPy may reuse its x array
         return value, grad
 
     def callback(intermediate_result):

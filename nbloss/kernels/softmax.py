@@ -88,6 +88,20 @@ def _rest_of(y, km, s_rest, e_y):
 
 
 @_inline
+def _softmax_terms(i, src, inv_s, km, s_rest, scale, grad_out, hess_out, want_grad, want_hess):
+    """The terms every softmax kernel shares, for row ``i`` with ``p_j = src[j] / S`` (``src`` the
+    row's stored ``e_j``, in an output row): Hessian ``scale p_j (1 - p_j)`` and the gradient's
+    ``scale p_j``, from which the caller subtracts its target coefficients.  Reading ``src[j]``
+    before writing index ``j`` keeps an output row usable as ``src``."""
+    for j in range(src.shape[0]):
+        p = src[j] * inv_s
+        if want_hess:
+            hess_out[i, j] = scale * p * _one_minus_p(j, km, p, s_rest, inv_s)
+        if want_grad:
+            grad_out[i, j] = scale * p
+
+
+@_inline
 def _block_views(lo, hi, raw, targets, sample_weight, loss_out, grad_out, hess_out, want_grad, want_hess):
     """Rows ``lo:hi`` of every array a kernel touches; unused (zero-row) arrays pass through."""
     sb = sample_weight[lo:hi] if sample_weight.shape[0] > 0 else sample_weight
@@ -218,15 +232,13 @@ def cross_entropy_labels(labels, raw, sample_weight, main_w, smooth_w, smooth_re
                 inv_s = 1.0 / (1.0 + s_rest)
                 rest_y = _rest_of(y, km, s_rest, exp_nonpos(d_y))
                 g_y = grad_scale * (s * smooth_rest[y] - c_total * (rest_y * inv_s))
-                src = gb[i] if want_grad else hb[i]
-                scale = grad_scale * c_total
-                for j in range(n_classes):
-                    p = src[j] * inv_s
-                    if want_hess:
-                        one_minus_p = _one_minus_p(j, km, p, s_rest, inv_s)
-                        hb[i, j] = scale * p * one_minus_p
-                    if want_grad:
-                        gb[i, j] = g_y if j == y else scale * p - grad_scale * s * smooth_w[j]
+                _softmax_terms(i, gb[i] if want_grad else hb[i], inv_s, km, s_rest, grad_scale * c_total, gb, hb,
+                               want_grad, want_hess)
+                if want_grad:
+                    if smoothing:
+                        for j in range(n_classes):
+                            gb[i, j] -= grad_scale * s * smooth_w[j]
+                    gb[i, y] = g_y
         partial[b] = acc
     return ordered_sum(partial), bad_label, bad_raw
 
@@ -283,15 +295,11 @@ def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, tar
                     lb[i] = row_loss
             if want_grad or want_hess:
                 inv_s = 1.0 / (1.0 + s_rest)
-                src = gb[i] if want_grad else hb[i]
-                scale = grad_scale * c_total
-                for j in range(n_classes):
-                    p = src[j] * inv_s
-                    if want_hess:
-                        one_minus_p = _one_minus_p(j, km, p, s_rest, inv_s)
-                        hb[i, j] = scale * p * one_minus_p
-                    if want_grad:
-                        gb[i, j] = scale * p - grad_scale * s * class_weight[j] * (keep * float(q[j]) + spread)
+                _softmax_terms(i, gb[i] if want_grad else hb[i], inv_s, km, s_rest, grad_scale * c_total, gb, hb,
+                               want_grad, want_hess)
+                if want_grad:
+                    for j in range(n_classes):
+                        gb[i, j] -= grad_scale * s * class_weight[j] * (keep * float(q[j]) + spread)
         partial[b] = acc
     return ordered_sum(partial), bad_target, bad_raw
 
@@ -383,7 +391,7 @@ def focal_labels(labels, raw, sample_weight, alpha, gamma, has_ignore, ignore_in
 @njit(parallel=True, cache=True)
 def softmax(raw, out):
     """``out = softmax(raw)`` row-wise.  Returns the first row holding a NaN (n if none)."""
-    n, n_classes = raw.shape
+    n = raw.shape[0]
     nb = n_blocks(n)
     bad_raw = n
     for b in prange(nb):
@@ -396,9 +404,7 @@ def softmax(raw, out):
             s_rest = _row_exp_store(z, m, km, ob[i])
             if s_rest != s_rest:
                 bad_raw = min(bad_raw, lo + i)
-            inv_s = 1.0 / (1.0 + s_rest)
-            for j in range(n_classes):
-                ob[i, j] = ob[i, j] * inv_s
+            _softmax_terms(i, ob[i], 1.0 / (1.0 + s_rest), km, s_rest, 1.0, ob, ob, True, False)
     return bad_raw
 
 
