@@ -19,6 +19,7 @@ process-wide count and applies it at every launch (:func:`launch`).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import os
@@ -109,6 +110,18 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """Return how many threads nbloss kernels use."""
     return _n_threads
+
+
+@contextlib.contextmanager
+def num_threads(n: int | None):
+    """Use ``n`` kernel threads inside the block (None: leave the count alone), then restore it."""
+    previous = _n_threads
+    if n is not None:
+        set_num_threads(n)
+    try:
+        yield
+    finally:
+        set_num_threads(previous)
 
 
 def threading_layer() -> str:

@@ -14,6 +14,7 @@ from types import ModuleType
 
 import numpy as np
 
+from .. import _dask
 from .. import _validation as v
 from ..losses import _Loss, _SigmoidLoss, _SoftmaxLoss
 
@@ -110,7 +111,12 @@ def no_weights_as_none(weight):
 
 
 def starting_margin(loss: _Loss, labels, weight=None) -> np.ndarray:
-    """The constant raw score the loss is minimised by, as a float64 vector of the outputs' length."""
+    """The constant raw score the loss is minimised by, as a float64 vector of the outputs' length.
+
+    Dask ``labels`` (``xgboost.dask``) are reduced on the workers to their distinct values with total
+    weights, on which the constant optimum is the same."""
+    if _dask.any_dask(labels, weight):
+        labels, weight = _dask.weighted_distinct(labels, weight)
     init = check_loss(loss).init_raw_prediction(labels, no_weights_as_none(weight))
     return np.atleast_1d(np.asarray(init, dtype=np.float64))
 

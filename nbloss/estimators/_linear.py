@@ -9,7 +9,8 @@ L-BFGS otherwise (softmax focal loss).  The stopping criterion is
 
 Data: ``X`` dense, a pandas DataFrame or SciPy sparse (CSR/CSC); float32 ``X``
 stays float32 in every product and kernel (the solver's parameter vector is
-float64).  Class weights are folded into the sample weights, so a class weight
+float64).  Dask arrays and DataFrames are fitted on the Dask workers
+(:mod:`._dask_objective`), and predictions on Dask input are Dask arrays.  Class weights are folded into the sample weights, so a class weight
 of 2 counts like duplicating the class's rows, as in scikit-learn.
 """
 
@@ -17,16 +18,22 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from functools import partial
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names,
+    _check_n_features,
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
-from .. import _threading
+from .. import _dask, _threading
 from .._validation import one_of
 from ..losses import (
     BinaryCrossEntropy,
@@ -37,23 +44,9 @@ from ..losses import (
     PseudoHuberLoss,
     SquaredError,
 )
-from ._objective import LinearObjective
+from ._dask_objective import DaskFitData
+from ._objective import LinearObjective, classification_target, linear_margins
 from ._solvers import SOLVERS
-
-
-class _ThreadCount:
-    """``n_threads`` for the duration of a fit (nbloss's count is process-wide)."""
-
-    def __init__(self, n_threads):
-        self.n_threads = n_threads
-
-    def __enter__(self):
-        self.previous = _threading.get_num_threads()
-        if self.n_threads is not None:
-            _threading.set_num_threads(self.n_threads)
-
-    def __exit__(self, *exc):
-        _threading.set_num_threads(self.previous)
 
 
 class _LinearModel(BaseEstimator):
@@ -78,11 +71,11 @@ class _LinearModel(BaseEstimator):
         sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
         return X, y, sample_weight
 
-    def _start(self, objective: LinearObjective, start_intercept: np.ndarray) -> np.ndarray:
+    def _start(self, objective, start_intercept: np.ndarray, warm: bool) -> np.ndarray:
         w0 = np.zeros(objective.size)
         coef, intercept = objective.unpack(w0)
         previous = getattr(self, "coef_", None)
-        if self.warm_start and previous is not None and np.shape(previous) in (coef.shape, coef.shape[1:]):
+        if warm and self.warm_start and previous is not None and np.shape(previous) in (coef.shape, coef.shape[1:]):
             coef[...] = np.asarray(previous, dtype=np.float64).reshape(coef.shape)
             if self.fit_intercept:
                 intercept[...] = np.asarray(self.intercept_, dtype=np.float64).reshape(intercept.shape)
@@ -90,12 +83,13 @@ class _LinearModel(BaseEstimator):
             intercept[...] = start_intercept
         return w0
 
-    def _solve(self, objective: LinearObjective, start_intercept: np.ndarray) -> np.ndarray:
+    def _solve(self, objective, start_intercept: np.ndarray, warm: bool = True) -> np.ndarray:
+        """Minimise ``objective`` (in memory or Dask); ``warm``: the previous fit may be the start."""
         solver = SOLVERS["newton-cg" if objective.has_hessp else "lbfgs"]
         # float32 data: the objective is only known to ~1e-7 relative; below that no step shows a decrease
         stall_tol = max(self.tol, 1e3 * float(np.finfo(objective.dtype).eps)) if objective.dtype == np.float32 else 0
-        with _ThreadCount(self.n_threads):
-            w, n_iter, converged = solver(objective, self._start(objective, start_intercept), self.tol,
+        with _threading.num_threads(self.n_threads):
+            w, n_iter, converged = solver(objective, self._start(objective, start_intercept, warm), self.tol,
                                           self.max_iter, self.verbose, stall_tol)
         if not converged:
             warnings.warn(f"{type(self).__name__} did not converge to tol={self.tol} in {n_iter} iterations "
@@ -105,18 +99,39 @@ class _LinearModel(BaseEstimator):
         self.n_passes_ = objective.n_passes
         return w
 
-    def _store(self, objective: LinearObjective, w: np.ndarray) -> None:
+    def _store(self, objective, w: np.ndarray) -> None:
         coef, intercept = objective.unpack(w)
         self.coef_ = coef.astype(objective.dtype)
         self.intercept_ = intercept.astype(objective.dtype)
+
+    def _record_dask_features(self, X, data: DaskFitData) -> None:
+        """``n_features_in_`` and ``feature_names_in_`` of a Dask fit, set once the fit has succeeded."""
+        _check_n_features(self, data.X, reset=True)
+        _check_feature_names(self, _dask.column_names_of(X), reset=True)
+
+    def _dask_rows(self, X):
+        """A fitted model's Dask ``X`` (array or DataFrame) as checked row blocks."""
+        check_is_fitted(self)
+        _check_feature_names(self, _dask.column_names_of(X), reset=False)
+        X = _dask.feature_matrix(X)
+        _check_n_features(self, X, reset=False)
+        return X
+
+    def _output(self, X, transform, n_columns: int | None, dtype=None):
+        """``transform`` of the (n, L) margins of ``X``: a NumPy result, or for Dask ``X`` a Dask array
+        ((n,) if ``n_columns`` is None, else (n, n_columns); ``dtype`` defaults to ``X``'s)."""
+        if _dask.is_dask(X):
+            X = self._dask_rows(X)
+            coef = self.coef_.reshape(-1, self.n_features_in_)
+            return _dask.map_rows(X, partial(_transformed_margins, transform, coef, self.intercept_), n_columns,
+                                  X.dtype if dtype is None else dtype)
+        return transform(self._margins(X))
 
     def _margins(self, X) -> np.ndarray:
         """(n, L) margins of validated ``X`` (the regressor's (d,) ``coef_`` counts as one row)."""
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32], reset=False)
-        coef = self.coef_.reshape(-1, self.n_features_in_)
-        z = X @ coef.T.astype(X.dtype, copy=False)
-        return np.asarray(z) + np.atleast_1d(self.intercept_).astype(X.dtype)
+        return linear_margins(X, self.coef_.reshape(-1, self.n_features_in_), self.intercept_)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -201,10 +216,12 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix, DataFrame} of shape (n, d)
-        y : array-like of shape (n,)
+        X : {array-like, sparse matrix, DataFrame, Dask array or DataFrame} of shape (n, d)
+            With Dask input (any of ``X``, ``y``, ``sample_weight``), every pass over the rows
+            runs on the Dask workers and only parameter-sized vectors reach the client.
+        y : array-like or Dask array/Series of shape (n,)
             Any hashable labels; at least two classes.
-        sample_weight : array-like of shape (n,), optional
+        sample_weight : array-like or Dask array/Series of shape (n,), optional
 
         Returns
         -------
@@ -217,69 +234,74 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
             raise ValueError(f"label_smoothing must be in [0, 1), got {eps!r}")
         if self.loss == "focal" and eps:
             raise ValueError("label_smoothing is for loss='cross_entropy'")
-        X, y, sample_weight = self._validate_X_y(X, y, sample_weight, classifier=True)
-        check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
-        classes, labels = encoder.classes_, encoder.transform(y)
-        if classes.shape[0] < 2:
+        data = None
+        if _dask.any_dask(X, y, sample_weight):
+            data = DaskFitData(X, y, sample_weight, labelled=True)
+            classes, class_totals = data.summary.values, data.summary.weights
+            check_classification_targets(classes)  # the distinct labels tell binary, multiclass and continuous apart
+        else:
+            X, y, sample_weight = self._validate_X_y(X, y, sample_weight, classifier=True)
+            check_classification_targets(y)
+            classes, labels = np.unique(y, return_inverse=True)
+            class_totals = np.bincount(labels, weights=sample_weight, minlength=classes.shape[0])
+        n_classes = classes.shape[0]
+        if n_classes < 2:
             raise ValueError(f"LinearClassifier needs at least two classes in y; got the one class {classes[0]!r}")
-        if self.warm_start and hasattr(self, "classes_") and not np.array_equal(self.classes_, classes):
-            del self.coef_  # other classes: a cold start
+        class_weight = self._class_weights(classes, class_totals)
+        weighted_totals = class_totals * class_weight
+        if not weighted_totals.sum() > 0:
+            raise ValueError("sample_weight (with class_weight) sums to zero: nothing to fit")
+
+        loss = self._loss_for(n_classes)
+        n_outputs = 1 if n_classes == 2 else n_classes
+        start = _start_from_class_totals(loss, weighted_totals, eps)
+        if data is None:
+            target = classification_target(labels, n_classes, eps, X.dtype)
+            sample_weight = sample_weight * class_weight[labels].astype(X.dtype)
+            objective = LinearObjective(X, target, sample_weight, loss, n_outputs, self.alpha, self.fit_intercept)
+        else:
+            target, sample_weight = data.class_problem(classes, class_weight, eps)
+            objective = data.objective(target, sample_weight, loss, n_outputs, self.alpha, self.fit_intercept,
+                                       float(weighted_totals.sum()), self.n_threads)
+        same_classes = not hasattr(self, "classes_") or np.array_equal(self.classes_, classes)
+        w = self._solve(objective, start, warm=same_classes)
         self.classes_ = classes
+        self._store(objective, w)
+        if data is not None:
+            self._record_dask_features(X, data)
+        return self
+
+    def _class_weights(self, classes: np.ndarray, class_totals: np.ndarray) -> np.ndarray:
+        """(K,) multipliers of the sample weights, from ``class_weight`` and each class's total weight."""
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
             # rows counted by their sample weights (weight 2 equals a repeated row); a class with no weight
             # gets 0, as in nbloss.CrossEntropy, instead of scikit-learn's division by zero
-            counts = np.bincount(labels, weights=sample_weight, minlength=classes.shape[0])
-            weights = np.divide(counts.sum(), classes.shape[0] * counts, out=np.zeros_like(counts),
-                                where=counts > 0)
-            sample_weight = sample_weight * weights[labels].astype(X.dtype)
-        elif self.class_weight is not None:
-            weights = compute_class_weight(self.class_weight, classes=classes, y=y)
-            sample_weight = sample_weight * weights[labels].astype(X.dtype)
-        if not np.sum(sample_weight) > 0:
-            raise ValueError("sample_weight (with class_weight) sums to zero: nothing to fit")
+            return np.divide(class_totals.sum(), classes.shape[0] * class_totals, out=np.zeros_like(class_totals),
+                             where=class_totals > 0)
+        if self.class_weight is not None:
+            return compute_class_weight(self.class_weight, classes=classes, y=classes)
+        return np.ones(classes.shape[0])
 
-        n_classes = classes.shape[0]
-        loss = self._loss_for(n_classes)
-        if n_classes == 2:
-            target = labels.astype(X.dtype)[:, None]
-            if eps:
-                target = target * X.dtype.type(1.0 - eps) + X.dtype.type(eps / 2)
-            n_outputs = 1
-        else:
-            target, n_outputs = labels.astype(np.int64), n_classes
-        start = np.atleast_1d(loss.init_raw_prediction(target if n_classes > 2 else target[:, 0], sample_weight))
-        objective = LinearObjective(X, target, sample_weight, loss, n_outputs, self.alpha, self.fit_intercept)
-        w = self._solve(objective, start.astype(np.float64))
-        self._store(objective, w)
-        return self
-
-    def decision_function(self, X) -> np.ndarray:
+    def decision_function(self, X):
         """Logits: (n,) for two classes (of ``classes_[1]``), else (n, K)."""
-        z = self._margins(X)
-        return z[:, 0] if z.shape[1] == 1 else z
+        check_is_fitted(self)
+        binary = self.classes_.shape[0] == 2
+        return self._output(X, _decision, None if binary else self.classes_.shape[0])
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X):
         """Class probabilities (n, K), computed stably from the logits."""
-        z = self._margins(X)
-        if z.shape[1] == 1:  # sigmoid(-z) for the first class, not 1 - sigmoid(z): no cancellation
-            return BinaryCrossEntropy().predict_proba(np.column_stack([-z[:, 0], z[:, 0]]))
-        return CrossEntropy().predict_proba(z)
+        check_is_fitted(self)
+        return self._output(X, _probabilities, self.classes_.shape[0])
 
-    def predict_log_proba(self, X) -> np.ndarray:
+    def predict_log_proba(self, X):
         """Log class probabilities (n, K), from the logits (no log of a rounded probability)."""
-        z = self._margins(X)
-        if z.shape[1] == 1:
-            z = np.column_stack([np.zeros_like(z[:, 0]), z[:, 0]])
-        m = z.max(axis=1, keepdims=True)
-        shifted = z - m
-        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        check_is_fitted(self)
+        return self._output(X, _log_probabilities, self.classes_.shape[0])
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X):
         """Most probable class label per row."""
-        z = self._margins(X)
-        index = (z[:, 0] > 0).astype(np.intp) if z.shape[1] == 1 else z.argmax(axis=1)
-        return self.classes_[index]
+        check_is_fitted(self)
+        return self._output(X, partial(_labels, self.classes_), None, self.classes_.dtype)
 
 
 class LinearRegressor(RegressorMixin, _LinearModel):
@@ -322,9 +344,11 @@ class LinearRegressor(RegressorMixin, _LinearModel):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix, DataFrame} of shape (n, d)
-        y : array-like of shape (n,)
-        sample_weight : array-like of shape (n,), optional
+        X : {array-like, sparse matrix, DataFrame, Dask array or DataFrame} of shape (n, d)
+            Dask input: as in :meth:`LinearClassifier.fit`; the solver starts from the weighted
+            mean of ``y`` (in memory: from the loss's constant optimum).
+        y : array-like or Dask array/Series of shape (n,)
+        sample_weight : array-like or Dask array/Series of shape (n,), optional
 
         Returns
         -------
@@ -333,18 +357,72 @@ class LinearRegressor(RegressorMixin, _LinearModel):
         one_of(self.loss, "loss", tuple(self._LOSSES))
         self._check_common_params()
         loss = SquaredError() if self.loss == "squared_error" else self._LOSSES[self.loss](delta=self.delta)
-        X, y, sample_weight = self._validate_X_y(X, y, sample_weight, classifier=False)
-        if not np.sum(sample_weight) > 0:
-            raise ValueError("sample_weight sums to zero: nothing to fit")
-        target = y.astype(X.dtype)[:, None]
-        start = np.atleast_1d(loss.init_raw_prediction(target[:, 0], sample_weight))
-        objective = LinearObjective(X, target, sample_weight, loss, 1, self.alpha, self.fit_intercept)
+        data = None
+        if _dask.any_dask(X, y, sample_weight):
+            data = DaskFitData(X, y, sample_weight, labelled=False)
+            total = data.summary.weight_sum
+            if not total > 0:
+                raise ValueError("sample_weight sums to zero: nothing to fit")
+            # the constant optimum needs every y; on Dask the fit starts from the weighted mean instead
+            start = np.array([data.summary.weighted_y_sum / total])
+            objective = data.objective(data.y[:, None], data.sample_weight, loss, 1, self.alpha, self.fit_intercept,
+                                       total, self.n_threads)
+        else:
+            X, y, sample_weight = self._validate_X_y(X, y, sample_weight, classifier=False)
+            if not np.sum(sample_weight) > 0:
+                raise ValueError("sample_weight sums to zero: nothing to fit")
+            target = y.astype(X.dtype)[:, None]
+            start = np.atleast_1d(loss.init_raw_prediction(target[:, 0], sample_weight))
+            objective = LinearObjective(X, target, sample_weight, loss, 1, self.alpha, self.fit_intercept)
         w = self._solve(objective, start.astype(np.float64))
         coef, intercept = objective.unpack(w)
-        self.coef_ = coef[0].astype(X.dtype)
-        self.intercept_ = X.dtype.type(intercept[0]) if self.fit_intercept else X.dtype.type(0.0)
+        self.coef_ = coef[0].astype(objective.dtype)
+        self.intercept_ = objective.dtype.type(intercept[0]) if self.fit_intercept else objective.dtype.type(0.0)
+        if data is not None:
+            self._record_dask_features(X, data)
         return self
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X):
         """Predictions (n,)."""
-        return self._margins(X)[:, 0]
+        return self._output(X, _first_column, None)
+
+
+# What the prediction methods make of the (n, L) margins; module-level so that Dask can send them to workers.
+def _transformed_margins(transform, coef: np.ndarray, intercept: np.ndarray, X_b: np.ndarray) -> np.ndarray:
+    return transform(linear_margins(X_b, coef, intercept))
+
+
+def _first_column(z: np.ndarray) -> np.ndarray:
+    return z[:, 0]
+
+
+def _decision(z: np.ndarray) -> np.ndarray:
+    return z[:, 0] if z.shape[1] == 1 else z
+
+
+def _probabilities(z: np.ndarray) -> np.ndarray:
+    if z.shape[1] == 1:  # sigmoid(-z) for the first class, not 1 - sigmoid(z): no cancellation
+        return BinaryCrossEntropy().predict_proba(np.column_stack([-z[:, 0], z[:, 0]]))
+    return CrossEntropy().predict_proba(z)
+
+
+def _log_probabilities(z: np.ndarray) -> np.ndarray:
+    if z.shape[1] == 1:
+        z = np.column_stack([np.zeros_like(z[:, 0]), z[:, 0]])
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def _labels(classes: np.ndarray, z: np.ndarray) -> np.ndarray:
+    index = (z[:, 0] > 0).astype(np.intp) if z.shape[1] == 1 else z.argmax(axis=1)
+    return classes[index]
+
+
+def _start_from_class_totals(loss, class_totals: np.ndarray, label_smoothing: float) -> np.ndarray:
+    """The loss's constant optimum (float64, (1,) or (K,)): it depends on the data only through each
+    class's total weight, so it is computed on K weighted rows, in memory and on Dask alike."""
+    n_classes = class_totals.shape[0]
+    if n_classes == 2:
+        targets = np.array([label_smoothing / 2, 1.0 - label_smoothing / 2])
+        return np.atleast_1d(loss.init_raw_prediction(targets, class_totals)).astype(np.float64)
+    return np.asarray(loss.init_raw_prediction(np.arange(n_classes), class_totals), dtype=np.float64)

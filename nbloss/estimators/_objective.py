@@ -19,6 +19,11 @@ uses the curvature at the last point, computed once per point:
 
 Softmax focal loss has no cheap exact Hessian-vector product; its estimator
 uses L-BFGS.
+
+The mean is taken over ``total_weight`` (default: the sum of this ``X``'s
+weights), so the objective of one row block of a larger dataset, built with
+the whole dataset's total weight and ``alpha=0``, is that block's share of the
+whole objective: the Dask objective (:mod:`._dask`) sums such shares.
 """
 
 from __future__ import annotations
@@ -29,6 +34,23 @@ import scipy.sparse as sp
 from .._threading import launch
 from ..kernels.softmax import hessian_product
 from ..losses import CrossEntropy, _ElementwiseLoss
+
+
+def classification_target(labels: np.ndarray, n_classes: int, label_smoothing: float, dtype) -> np.ndarray:
+    """``target`` for class indices: (n,) int64 for softmax (K > 2), else the (n, 1) binary target in
+    ``dtype``, mixed with 1/2 by ``label_smoothing``."""
+    if n_classes > 2:
+        return labels.astype(np.int64)
+    target = labels.astype(dtype)[:, None]
+    if label_smoothing:
+        target = target * dtype.type(1.0 - label_smoothing) + dtype.type(label_smoothing / 2)
+    return target
+
+
+def linear_margins(X, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """(n, L) margins ``X @ coef.T + intercept`` of a fitted model in ``X``'s dtype (dense or sparse ``X``)."""
+    z = X @ coef.T.astype(X.dtype, copy=False)
+    return np.asarray(z) + np.atleast_1d(intercept).astype(X.dtype)
 
 
 class LinearObjective:
@@ -46,9 +68,12 @@ class LinearObjective:
         L (1 for element-wise losses with one output, K for softmax).
     alpha : float
     fit_intercept : bool
+    total_weight : float, optional
+        The weight the mean is taken over (default ``sample_weight.sum()``).
     """
 
-    def __init__(self, X, target, sample_weight, loss, n_outputs: int, alpha: float, fit_intercept: bool):
+    def __init__(self, X, target, sample_weight, loss, n_outputs: int, alpha: float, fit_intercept: bool,
+                 total_weight: float | None = None):
         self.X = X
         self.target = target
         self.sample_weight = sample_weight
@@ -58,7 +83,8 @@ class LinearObjective:
         self.fit_intercept = fit_intercept
         self.dtype = X.dtype
         self.n_features = X.shape[1]
-        self.total_weight = float(np.sum(sample_weight, dtype=np.float64))
+        self.own_weight = float(np.sum(sample_weight, dtype=np.float64))
+        self.total_weight = self.own_weight if total_weight is None else float(total_weight)
         self.n_passes = 0  # reads of X (each product counts one), reported by the estimators
         # Buffers reused by every evaluation: margins (and the point they are at) and gradient; for
         # Hessian-vector products, direction margins and the curvature product; ones for the intercept's
@@ -101,48 +127,65 @@ class LinearObjective:
             out += intercept.astype(self.dtype)
         return out
 
-    def _back(self, g: np.ndarray, penalised: np.ndarray) -> np.ndarray:
-        """Pull a margin-space (n, L) array back to parameter space, ``[G.T @ X, G.sum(0)]``, and add
-        ``alpha * coef`` of ``penalised``: float64 of ``w``'s shape."""
+    def _back(self, g: np.ndarray | None, penalised: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """Pull a margin-space (n, L) array back to parameter space, ``scale * [G.T @ X, G.sum(0)]``,
+        and add ``alpha * coef`` of ``penalised``: float64 of ``w``'s shape (``G=None``: zero)."""
         k, d = self.n_outputs, self.n_features
-        out = np.empty(self.size)
-        self.n_passes += 1
-        gx = (self.X.T @ g).T if sp.issparse(self.X) else g.T @ self.X
-        out[: k * d] = np.asarray(gx).ravel()
+        out = np.zeros(self.size)
+        if g is not None:
+            self.n_passes += 1
+            gx = (self.X.T @ g).T if sp.issparse(self.X) else g.T @ self.X
+            out[: k * d] = np.asarray(gx).ravel()
+            if self.fit_intercept:
+                out[k * d:] = self._ones @ g
+            if scale != 1.0:
+                out *= scale
         out[: k * d] += self.alpha * penalised[: k * d]
-        if self.fit_intercept:
-            out[k * d:] = self._ones @ g
         return out
 
     def value_and_gradient(self, w: np.ndarray) -> tuple[float, np.ndarray]:
         """Objective value and its gradient (float64, shape of ``w``)."""
+        coef = w[: self.n_outputs * self.n_features]
+        penalty = 0.5 * self.alpha * float(coef @ coef)
+        if self.own_weight == 0:  # a block of a larger dataset with no weight: no share of the mean
+            return penalty, self._back(None, w)
         z = self.margins(w, self._z)
         self._z_at = w.copy()
         value, g = self.loss.loss_gradient(self.target, z, self.sample_weight, reduction="mean",
                                            gradient_out=self._grad)
-        coef = w[: self.n_outputs * self.n_features]
-        return float(value) + 0.5 * self.alpha * float(coef @ coef), self._back(g, w)
+        share = self.own_weight / self.total_weight
+        if share != 1.0:  # the kernel's mean is over this X's weights; rescale the d-sized results only
+            return float(value) * share + penalty, self._back(g, w, scale=share)
+        return float(value) + penalty, self._back(g, w)
+
+    def curvature(self, w: np.ndarray, margins: np.ndarray | None = None):
+        """Margin-space curvature at ``w`` per unit of the mean: the (n, L) diagonal Hessian, or
+        (softmax) the probabilities (n, K) and row weights (n,).  ``margins``: ``X``'s margins at
+        ``w`` when already known."""
+        z = self.margins(w) if margins is None else margins
+        scale = 1.0 / self.total_weight
+        if isinstance(self.loss, CrossEntropy):
+            return self.loss.predict_proba(z), (self.sample_weight * scale).astype(self.dtype)
+        return self.loss.hessian(self.target, z, self.sample_weight) * self.dtype.type(scale)
 
     def _curvature_for(self, w: np.ndarray):
-        """Margin-space curvature at ``w`` per unit of the mean, computed once per point: the (n, L)
-        diagonal Hessian, or (softmax) the probabilities and row weights."""
+        """:meth:`curvature` at ``w``, computed once per point."""
         if self._curvature_at is None or not np.array_equal(self._curvature_at, w):
             # Newton asks at the point it just evaluated, whose margins are still in the buffer
-            z = self._z if self._z_at is not None and np.array_equal(self._z_at, w) else self.margins(w)
-            scale = 1.0 / self.total_weight
-            if isinstance(self.loss, CrossEntropy):
-                self._curvature = (self.loss.predict_proba(z), (self.sample_weight * scale).astype(self.dtype))
-            else:
-                self._curvature = self.loss.hessian(self.target, z, self.sample_weight) * self.dtype.type(scale)
+            at_z = self._z_at is not None and np.array_equal(self._z_at, w)
+            self._curvature = self.curvature(w, self._z if at_z else None)
             self._curvature_at = w.copy()
         return self._curvature
 
-    def hessp(self, w: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Hessian of the objective at ``w`` times ``v`` (float64, shape of ``w``)."""
-        curvature = self._curvature_for(w)
+    def hessp_at(self, curvature, v: np.ndarray) -> np.ndarray:
+        """Hessian times ``v`` (float64, shape of ``w``), given :meth:`curvature` at the point."""
         zv = self.margins(v, self._zv)
         if isinstance(curvature, tuple):
             launch(hessian_product, *curvature, zv, self._hz)
         else:
             np.multiply(curvature, zv, out=self._hz)
         return self._back(self._hz, v)
+
+    def hessp(self, w: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Hessian of the objective at ``w`` times ``v`` (float64, shape of ``w``)."""
+        return self.hessp_at(self._curvature_for(w), v)
