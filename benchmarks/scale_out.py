@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from _report import add_output_arguments, pyplot, save
 
-CHUNK_ROWS = 250_000
+CHUNK_ROWS = 125_000  # 64 MB blocks of 64 float64 features
 SEED = 20261122
 
 
@@ -59,12 +59,11 @@ def _y_block(rows: int, d: int, k: int, block_info=None) -> np.ndarray:
 
 
 def generate(client, data_dir: Path, n: int, d: int, k: int) -> None:
-    import dask
     import dask.array as da
 
     chunks = [CHUNK_ROWS] * (n // CHUNK_ROWS) + ([n % CHUNK_ROWS] if n % CHUNK_ROWS else [])
     stamp = data_dir / "shape.json"
-    if stamp.exists() and json.loads(stamp.read_text()) == [n, d, k]:
+    if stamp.exists() and json.loads(stamp.read_text()) == [n, d, k, CHUNK_ROWS]:
         print(f"reusing the dataset in {data_dir}", file=sys.stderr)
         return
     X = da.map_blocks(lambda rows, block_info=None: _X_block(rows[0], d, k, block_info),
@@ -73,9 +72,9 @@ def generate(client, data_dir: Path, n: int, d: int, k: int) -> None:
     y = da.map_blocks(lambda rows, block_info=None: _y_block(rows[0], d, k, block_info),
                       da.from_array(np.array(chunks), chunks=1), dtype=np.int64, chunks=(tuple(chunks),))
     t = time.perf_counter()
-    dask.compute(da.to_npy_stack(str(data_dir / "X"), X, compute=False),
-                 da.to_npy_stack(str(data_dir / "y"), y, compute=False))
-    stamp.write_text(json.dumps([n, d, k]))
+    da.to_npy_stack(str(data_dir / "X"), X)
+    da.to_npy_stack(str(data_dir / "y"), y)  # regenerates each block's rows to draw its labels
+    stamp.write_text(json.dumps([n, d, k, CHUNK_ROWS]))
     print(f"wrote {X.nbytes / 1e9:.2f} GB in {time.perf_counter() - t:.1f} s", file=sys.stderr)
 
 
@@ -86,22 +85,22 @@ class MemorySampler(threading.Thread):
         super().__init__(daemon=True)
         self.client, self.interval = client, interval
         self.samples: list[tuple[float, dict[str, int]]] = []
-        self._stop = threading.Event()
+        self._done = threading.Event()
         self.start_time = time.perf_counter()
 
     def run(self):
         import psutil
 
-        while not self._stop.is_set():
+        while not self._done.is_set():
             try:
                 rss = self.client.run(lambda: psutil.Process().memory_info().rss)
             except Exception:  # a worker restarting: skip the sample
                 rss = {}
             self.samples.append((time.perf_counter() - self.start_time, rss))
-            self._stop.wait(self.interval)
+            self._done.wait(self.interval)
 
     def stop(self):
-        self._stop.set()
+        self._done.set()
         self.join()
 
     def peak(self) -> int:
