@@ -10,8 +10,9 @@ L-BFGS otherwise (softmax focal loss).  The stopping criterion is
 Data: ``X`` dense, a pandas DataFrame or SciPy sparse (CSR/CSC); float32 ``X``
 stays float32 in every product and kernel (the solver's parameter vector is
 float64).  Dask arrays and DataFrames are fitted on the Dask workers
-(:mod:`._dask_objective`), and predictions on Dask input are Dask arrays.  Class weights are folded into the sample weights, so a class weight
-of 2 counts like duplicating the class's rows, as in scikit-learn.
+(:mod:`._dask_objective`), and predictions on Dask input are Dask arrays.
+Class weights are folded into the sample weights, so a class weight of 2
+counts like duplicating the class's rows, as in scikit-learn.
 """
 
 from __future__ import annotations
