@@ -5,9 +5,9 @@ with the whole dataset's total weight and no penalty, so its value and
 gradient are the block's share of the mean (the same code as an in-memory
 fit).  The client sums the shares in a tree reduction and adds the penalty: per
 evaluation only ``w`` goes out and one ``w``-sized vector (plus a float) comes
-back.  Hessian-vector products use the curvature at the current point, computed
-once per point on the workers and kept there (``dask.persist``) until the
-solver moves on; it costs one extra read of ``X`` per Newton iteration.
+back.  Hessian-vector products use the curvature at the current point, which
+each block computes with its share of the gradient, from the same margins, and
+keeps on the worker (``dask.persist``) until the solver moves on.
 
 Every block task is a pure function of its inputs, so Dask may rerun any of
 them on another worker when one dies; a failure it cannot recover from
@@ -20,7 +20,7 @@ import numba
 import numpy as np
 
 from .. import _dask, _threading
-from ._objective import LinearObjective, classification_target
+from ._objective import LinearObjective, PenalisedLinear, classification_target
 
 
 class _BlockProblem:
@@ -48,6 +48,13 @@ def _value_and_gradient(problem: _BlockProblem, X_b, target_b, weight_b, w):
         return problem.objective(X_b, target_b, weight_b).value_and_gradient(w)
 
 
+def _value_gradient_and_curvature(problem: _BlockProblem, X_b, target_b, weight_b, w):
+    """The block's share and its curvature at ``w``, from the margins the share was computed on."""
+    with problem.threads():
+        objective = problem.objective(X_b, target_b, weight_b)
+        return (*objective.value_and_gradient(w), objective.curvature(w))
+
+
 def _curvature(problem: _BlockProblem, X_b, target_b, weight_b, w):
     with problem.threads():
         return problem.objective(X_b, target_b, weight_b).curvature(w)
@@ -58,7 +65,15 @@ def _hessp(problem: _BlockProblem, X_b, weight_b, curvature, v):
         return problem.objective(X_b, None, weight_b).hessp_at(curvature, v)
 
 
-class DaskLinearObjective:
+def _share(part: tuple) -> tuple:
+    return part[:2]
+
+
+def _block_curvature(part: tuple):
+    return part[2]
+
+
+class DaskLinearObjective(PenalisedLinear):
     """:class:`._objective.LinearObjective`'s interface over Dask arrays.
 
     Parameters
@@ -79,48 +94,40 @@ class DaskLinearObjective:
                  total_weight: float, n_threads: int | None = None):
         import dask
 
-        self.loss = loss
-        self.n_outputs = n_outputs
-        self.alpha = float(alpha)
-        self.fit_intercept = fit_intercept
-        self.dtype = X.dtype
-        self.n_features = X.shape[1]
+        super().__init__(loss, n_outputs, X.shape[1], alpha, fit_intercept, X.dtype)
         self.total_weight = float(total_weight)
-        self.n_passes = 0
         self._problem = dask.delayed(_BlockProblem(loss, n_outputs, fit_intercept, self.total_weight, n_threads))
         self._blocks = _dask.blocks(X, target, sample_weight)
         self._curvature_at = None
         self._curvature = None
-        # the in-memory objective's parameter layout and Hessian support, from a zero-row instance
-        self._layout = LinearObjective(np.empty((0, self.n_features), self.dtype), None, np.empty(0, self.dtype),
-                                       loss, n_outputs, self.alpha, fit_intercept)
 
-    @property
-    def has_hessp(self) -> bool:
-        return self._layout.has_hessp
-
-    @property
-    def size(self) -> int:
-        return self._layout.size
-
-    def unpack(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._layout.unpack(w)
-
-    def _penalty(self, w: np.ndarray) -> tuple[float, np.ndarray]:
-        coef = w[: self.n_outputs * self.n_features]
-        gradient = np.zeros(self.size)
-        gradient[: coef.shape[0]] = self.alpha * coef
-        return 0.5 * self.alpha * float(coef @ coef), gradient
+    def _sum(self, parts: list, what: str):
+        (total,) = _dask.compute(_dask.tree_reduce(parts, _dask.add), what=what)
+        return total
 
     def value_and_gradient(self, w: np.ndarray) -> tuple[float, np.ndarray]:
-        """Objective value and its gradient (float64, shape of ``w``)."""
+        """Objective value and its gradient (float64, shape of ``w``).
+
+        With a Hessian-vector product, each block also computes its curvature at ``w`` from the
+        margins it already has, kept on the workers for :meth:`hessp` (Newton asks at the point it
+        just accepted): no second read of ``X`` for it.
+        """
         import dask
 
-        task, point = dask.delayed(_value_and_gradient, pure=True), dask.delayed(w)
-        parts = [task(self._problem, x, t, s, point) for x, t, s in self._blocks]
-        ((value, gradient),) = _dask.compute(_dask.tree_reduce(parts, _dask.add), what="a loss and gradient pass")
+        point = dask.delayed(w)
+        if self.has_hessp:
+            task = dask.delayed(_value_gradient_and_curvature, pure=True)
+            parts = _dask.persist(*[task(self._problem, x, t, s, point) for x, t, s in self._blocks],
+                                  what="a loss and gradient pass")
+            self._curvature = [dask.delayed(_block_curvature, pure=True)(part) for part in parts]
+            self._curvature_at = w.copy()
+            shares = [dask.delayed(_share, pure=True)(part) for part in parts]
+        else:
+            task = dask.delayed(_value_and_gradient, pure=True)
+            shares = [task(self._problem, x, t, s, point) for x, t, s in self._blocks]
+        value, gradient = self._sum(shares, "a loss and gradient pass")
         self.n_passes += 2
-        penalty, penalty_gradient = self._penalty(w)
+        penalty, penalty_gradient = self.penalty(w)
         return float(value) + penalty, gradient + penalty_gradient
 
     def hessp(self, w: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -135,10 +142,8 @@ class DaskLinearObjective:
             self.n_passes += 1
         task, direction = dask.delayed(_hessp, pure=True), dask.delayed(v)
         parts = [task(self._problem, x, s, c, direction) for (x, _, s), c in zip(self._blocks, self._curvature)]
-        (product,) = _dask.compute(_dask.tree_reduce(parts, _dask.add), what="a Hessian-vector product")
         self.n_passes += 2
-        return product + self.alpha * np.concatenate([v[: self.n_outputs * self.n_features],
-                                                      np.zeros(self.size - self.n_outputs * self.n_features)])
+        return self._sum(parts, "a Hessian-vector product") + self.penalty(v)[1]
 
 
 def _encode(y_b: np.ndarray, classes: np.ndarray) -> np.ndarray:

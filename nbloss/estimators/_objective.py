@@ -53,7 +53,46 @@ def linear_margins(X, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
     return np.asarray(z) + np.atleast_1d(intercept).astype(X.dtype)
 
 
-class LinearObjective:
+class PenalisedLinear:
+    """What the in-memory and the Dask objective share: the layout of ``w`` and the L2 penalty.
+
+    ``n_passes`` counts reads of ``X`` (each product one), reported by the estimators.
+    """
+
+    def __init__(self, loss, n_outputs: int, n_features: int, alpha: float, fit_intercept: bool, dtype):
+        self.loss = loss
+        self.n_outputs = n_outputs
+        self.n_features = n_features
+        self.alpha = float(alpha)
+        self.fit_intercept = fit_intercept
+        self.dtype = np.dtype(dtype)
+        self.n_passes = 0
+
+    @property
+    def has_hessp(self) -> bool:
+        return isinstance(self.loss, (CrossEntropy, _ElementwiseLoss))
+
+    @property
+    def size(self) -> int:
+        return self.n_outputs * (self.n_features + int(self.fit_intercept))
+
+    def unpack(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(coef (L, d), intercept (L,))`` views of ``w`` (zeros for no intercept)."""
+        k, d = self.n_outputs, self.n_features
+        coef = w[: k * d].reshape(k, d)
+        intercept = w[k * d:] if self.fit_intercept else np.zeros(k)
+        return coef, intercept
+
+    def penalty(self, w: np.ndarray) -> tuple[float, np.ndarray]:
+        """``alpha / 2 * ||coef||^2`` and its gradient (float64 of ``w``'s shape; it is linear, so the
+        gradient at ``v`` is also the penalty's Hessian times ``v``)."""
+        n_coef = self.n_outputs * self.n_features
+        gradient = np.zeros(self.size)
+        gradient[:n_coef] = self.alpha * w[:n_coef]
+        return 0.5 * self.alpha * float(w[:n_coef] @ w[:n_coef]), gradient
+
+
+class LinearObjective(PenalisedLinear):
     """Value, gradient and Hessian-vector products of a penalised linear model.
 
     Parameters
@@ -74,18 +113,12 @@ class LinearObjective:
 
     def __init__(self, X, target, sample_weight, loss, n_outputs: int, alpha: float, fit_intercept: bool,
                  total_weight: float | None = None):
+        super().__init__(loss, n_outputs, X.shape[1], alpha, fit_intercept, X.dtype)
         self.X = X
         self.target = target
         self.sample_weight = sample_weight
-        self.loss = loss
-        self.n_outputs = n_outputs
-        self.alpha = float(alpha)
-        self.fit_intercept = fit_intercept
-        self.dtype = X.dtype
-        self.n_features = X.shape[1]
         self.own_weight = float(np.sum(sample_weight, dtype=np.float64))
         self.total_weight = self.own_weight if total_weight is None else float(total_weight)
-        self.n_passes = 0  # reads of X (each product counts one), reported by the estimators
         # Buffers reused by every evaluation: margins (and the point they are at) and gradient; for
         # Hessian-vector products, direction margins and the curvature product; ones for the intercept's
         # column sums.
@@ -97,21 +130,6 @@ class LinearObjective:
         self._ones = np.ones(n, dtype=self.dtype)
         self._curvature_at = None
         self._curvature = None
-
-    @property
-    def has_hessp(self) -> bool:
-        return isinstance(self.loss, (CrossEntropy, _ElementwiseLoss))
-
-    @property
-    def size(self) -> int:
-        return self.n_outputs * (self.n_features + int(self.fit_intercept))
-
-    def unpack(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(coef (L, d), intercept (L,))`` views of ``w`` (zeros for no intercept)."""
-        k, d = self.n_outputs, self.n_features
-        coef = w[: k * d].reshape(k, d)
-        intercept = w[k * d:] if self.fit_intercept else np.zeros(k)
-        return coef, intercept
 
     def margins(self, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """(n, L) margins in ``X``'s dtype, into ``out`` if given."""
@@ -127,53 +145,44 @@ class LinearObjective:
             out += intercept.astype(self.dtype)
         return out
 
-    def _back(self, g: np.ndarray | None, penalised: np.ndarray, scale: float = 1.0) -> np.ndarray:
-        """Pull a margin-space (n, L) array back to parameter space, ``scale * [G.T @ X, G.sum(0)]``,
-        and add ``alpha * coef`` of ``penalised``: float64 of ``w``'s shape (``G=None``: zero)."""
+    def _back(self, g: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """Pull a margin-space (n, L) array back to parameter space: ``scale * [G.T @ X, G.sum(0)]``,
+        float64 of ``w``'s shape."""
         k, d = self.n_outputs, self.n_features
         out = np.zeros(self.size)
-        if g is not None:
-            self.n_passes += 1
-            gx = (self.X.T @ g).T if sp.issparse(self.X) else g.T @ self.X
-            out[: k * d] = np.asarray(gx).ravel()
-            if self.fit_intercept:
-                out[k * d:] = self._ones @ g
-            if scale != 1.0:
-                out *= scale
-        out[: k * d] += self.alpha * penalised[: k * d]
+        self.n_passes += 1
+        gx = (self.X.T @ g).T if sp.issparse(self.X) else g.T @ self.X
+        out[: k * d] = np.asarray(gx).ravel()
+        if self.fit_intercept:
+            out[k * d:] = self._ones @ g
+        if scale != 1.0:
+            out *= scale
         return out
 
     def value_and_gradient(self, w: np.ndarray) -> tuple[float, np.ndarray]:
         """Objective value and its gradient (float64, shape of ``w``)."""
-        coef = w[: self.n_outputs * self.n_features]
-        penalty = 0.5 * self.alpha * float(coef @ coef)
+        penalty, penalty_gradient = self.penalty(w)
         if self.own_weight == 0:  # a block of a larger dataset with no weight: no share of the mean
-            return penalty, self._back(None, w)
+            return penalty, penalty_gradient
         z = self.margins(w, self._z)
         self._z_at = w.copy()
         value, g = self.loss.loss_gradient(self.target, z, self.sample_weight, reduction="mean",
                                            gradient_out=self._grad)
+        # the kernel's mean is over this X's weights; a block's share is rescaled on the d-sized results
         share = self.own_weight / self.total_weight
-        if share != 1.0:  # the kernel's mean is over this X's weights; rescale the d-sized results only
-            return float(value) * share + penalty, self._back(g, w, scale=share)
-        return float(value) + penalty, self._back(g, w)
+        return float(value) * share + penalty, self._back(g, scale=share) + penalty_gradient
 
-    def curvature(self, w: np.ndarray, margins: np.ndarray | None = None):
+    def curvature(self, w: np.ndarray):
         """Margin-space curvature at ``w`` per unit of the mean: the (n, L) diagonal Hessian, or
-        (softmax) the probabilities (n, K) and row weights (n,).  ``margins``: ``X``'s margins at
-        ``w`` when already known."""
-        z = self.margins(w) if margins is None else margins
-        scale = 1.0 / self.total_weight
-        if isinstance(self.loss, CrossEntropy):
-            return self.loss.predict_proba(z), (self.sample_weight * scale).astype(self.dtype)
-        return self.loss.hessian(self.target, z, self.sample_weight) * self.dtype.type(scale)
-
-    def _curvature_for(self, w: np.ndarray):
-        """:meth:`curvature` at ``w``, computed once per point."""
+        (softmax) the probabilities (n, K) and row weights (n,).  Computed once per point, from the
+        margins of the last evaluation when it was at ``w`` (Newton asks at the point it just accepted)."""
         if self._curvature_at is None or not np.array_equal(self._curvature_at, w):
-            # Newton asks at the point it just evaluated, whose margins are still in the buffer
-            at_z = self._z_at is not None and np.array_equal(self._z_at, w)
-            self._curvature = self.curvature(w, self._z if at_z else None)
+            z = self._z if self._z_at is not None and np.array_equal(self._z_at, w) else self.margins(w)
+            scale = 1.0 / self.total_weight
+            if isinstance(self.loss, CrossEntropy):
+                self._curvature = (self.loss.predict_proba(z), (self.sample_weight * scale).astype(self.dtype))
+            else:
+                self._curvature = self.loss.hessian(self.target, z, self.sample_weight) * self.dtype.type(scale)
             self._curvature_at = w.copy()
         return self._curvature
 
@@ -184,8 +193,8 @@ class LinearObjective:
             launch(hessian_product, *curvature, zv, self._hz)
         else:
             np.multiply(curvature, zv, out=self._hz)
-        return self._back(self._hz, v)
+        return self._back(self._hz) + self.penalty(v)[1]
 
     def hessp(self, w: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Hessian of the objective at ``w`` times ``v`` (float64, shape of ``w``)."""
-        return self.hessp_at(self._curvature_for(w), v)
+        return self.hessp_at(self.curvature(w), v)
