@@ -20,14 +20,29 @@ Hessian of the same inputs:
 Times are medians of ``--repeats`` calls (fewer for calls over a second).
 Prints a table with ratios, writes JSON (``--json``) and a plot of throughput
 against n (``--plot``).
+
+Then, each in fresh processes (``--skip-startup`` leaves this out):
+
+* start-up: the time of ``import nbloss`` and how many kernels it compiled;
+* cold compile: every loss's ``loss``, ``loss_gradient`` and
+  ``gradient_hessian`` in float64 and float32, with an empty on-disk cache;
+* warm first call: a fresh process's first ``gradient_hessian`` with that
+  cache warm (import not included);
+* peak memory of ``gradient_hessian`` at n = 1e6, K = 100: the growth of the
+  process's peak resident set during the call, beyond the inputs and outputs
+  (with ``out=`` buffers and without), and the count of Numba allocations.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -170,6 +185,102 @@ def print_table(report: dict) -> None:
               f"{s['nbloss'] / s['floor']:12.1f} |")
 
 
+_IMPORT_PROBE = """
+import json, time
+t0 = time.perf_counter()
+import nbloss
+from nbloss.kernels import elementwise, sigmoid, softmax
+seconds = time.perf_counter() - t0
+kernels = [f for m in (elementwise, sigmoid, softmax) for f in vars(m).values() if hasattr(f, "signatures")]
+print(json.dumps({"import_s": seconds, "compiled": sum(len(k.signatures) for k in kernels)}))
+"""
+
+_COMPILE_PROBE = """
+import json, time
+import numpy as np
+import nbloss
+rng = np.random.default_rng(0)
+labels, raw = rng.integers(0, 4, 50), rng.normal(size=(50, 4))
+t_first = None
+t0 = time.perf_counter()
+for dtype in (np.float64, np.float32):
+    z = raw.astype(dtype)
+    calls = [(nbloss.CrossEntropy(), labels, z), (nbloss.FocalLoss(), labels, z),
+             (nbloss.CrossEntropy(), rng.dirichlet(np.ones(4), 50).astype(dtype), z)]
+    calls += [(loss(), np.zeros(50, dtype), z[:, 0]) for loss in (nbloss.BinaryCrossEntropy, nbloss.BinaryFocalLoss,
+              nbloss.HuberLoss, nbloss.PseudoHuberLoss, nbloss.SquaredError)]
+    for loss, y, r in calls:
+        loss.gradient_hessian(y, r)
+        if t_first is None:
+            t_first = time.perf_counter() - t0
+        loss.loss_gradient(y, r)
+        loss.loss(y, r)
+print(json.dumps({"all_s": time.perf_counter() - t0, "first_call_s": t_first}))
+"""
+
+_MEMORY_PROBE = """
+import json, resource
+import numpy as np
+import nbloss
+from numba.core.runtime import rtsys
+n, k = 1_000_000, 100
+rng = np.random.default_rng(0)
+y, z = rng.integers(0, k, n), rng.normal(size=(n, k))
+loss = nbloss.CrossEntropy()
+loss.gradient_hessian(y[:10], z[:10])
+peak_kib = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kib()
+result = loss.gradient_hessian(y, z)
+without_out = peak_kib() - before
+del result
+# the high-water mark now covers inputs and outputs: any allocation beyond the out= buffers raises it
+g, h = np.ones_like(z), np.ones_like(z)
+before, allocs = peak_kib(), rtsys.get_allocation_stats().alloc
+loss.gradient_hessian(y, z, gradient_out=g, hessian_out=h)
+with_out, allocs_out = peak_kib() - before, rtsys.get_allocation_stats().alloc - allocs
+print(json.dumps({"n": n, "K": k, "inputs_MiB": (y.nbytes + z.nbytes) / 2**20, "outputs_MiB": 2 * z.nbytes / 2**20,
+                  "extra_peak_MiB_with_out": with_out / 1024, "numba_allocations_with_out": allocs_out,
+                  "extra_peak_MiB_without_out": without_out / 1024}))
+"""
+
+
+def _probe(code: str, env: dict) -> dict:
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def startup_and_memory() -> dict:
+    """Start-up, cold compile, warm first call and peak memory, each measured in fresh processes."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        _bar(0, 4, "import")
+        imported = _probe(_IMPORT_PROBE, env)
+        _bar(1, 4, "cold compile (empty cache)")
+        cold = _probe(_COMPILE_PROBE, env)
+        _bar(2, 4, "first call (warm cache)")
+        warm = _probe(_COMPILE_PROBE, env)
+        _bar(3, 4, "peak memory")
+        memory = _probe(_MEMORY_PROBE, env)
+    _bar(4, 4, "done")
+    print(file=sys.stderr)
+    return {"import_s": imported["import_s"], "compiled_at_import": imported["compiled"],
+            "cold_compile_all_s": cold["all_s"], "warm_first_call_s": warm["first_call_s"],
+            "warm_all_calls_s": warm["all_s"], "memory": memory}
+
+
+def print_startup(s: dict) -> None:
+    m = s["memory"]
+    print(f"\nimport nbloss: {s['import_s']:.2f} s, {s['compiled_at_import']} kernels compiled at import")
+    print(f"cold compile of every kernel (3 methods x 8 losses/targets x 2 dtypes, empty cache): "
+          f"{s['cold_compile_all_s']:.1f} s")
+    print(f"warm cache, fresh process: first gradient_hessian {s['warm_first_call_s']:.2f} s, "
+          f"all {s['warm_all_calls_s']:.2f} s")
+    print(f"peak memory, CrossEntropy.gradient_hessian n={m['n']:,} K={m['K']} float64 (inputs "
+          f"{m['inputs_MiB']:.0f} MiB, outputs {m['outputs_MiB']:.0f} MiB): extra peak with out= "
+          f"{m['extra_peak_MiB_with_out']:.1f} MiB ({m['numba_allocations_with_out']} Numba allocations), "
+          f"without out= {m['extra_peak_MiB_without_out']:.0f} MiB")
+
+
 def plot(report: dict, path: str) -> None:
     plt = pyplot()
     panels = list(dict.fromkeys((r["loss"], r["K"]) for r in report["rows"]))
@@ -202,10 +313,14 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--skip-startup", action="store_true")
     add_output_arguments(parser, "kernels")
     args = parser.parse_args(argv)
     report = run(args)
     print_table(report)
+    if not args.skip_startup:
+        report["startup"] = startup_and_memory()
+        print_startup(report["startup"])
     save(report, args, plot)
 
 

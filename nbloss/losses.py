@@ -23,6 +23,7 @@ public method is one kernel pass over ``raw_prediction``.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -494,7 +495,7 @@ class FocalLoss(_SoftmaxLoss):
 
 # ------------------------------------------------------------------ element-wise
 class _ElementwiseLoss(_Loss):
-    _kind: int  # the loss's formula in nbloss.kernels.elementwise
+    _kernel: Callable  # the loss's kernel in nbloss.kernels.elementwise
     _target_rule = "must be finite"
     _target_range = (-float(np.finfo(np.float64).max), float(np.finfo(np.float64).max))
 
@@ -512,9 +513,9 @@ class _ElementwiseLoss(_Loss):
 
     def _kernel_call(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
         col_param, extra = self._column_params(prob.raw.shape[1])
-        return ew.elementwise, (self._kind, prob.target, prob.raw, prob.sample_weight, col_param, extra,
-                                *self._target_range, grad_scale, loss_out, grad_out, hess_out, want_loss,
-                                grad_out.shape[0] > 0, hess_out.shape[0] > 0)
+        return self._kernel, (prob.target, prob.raw, prob.sample_weight, col_param, extra, *self._target_range,
+                              grad_scale, loss_out, grad_out, hess_out, want_loss,
+                              grad_out.shape[0] > 0, hess_out.shape[0] > 0)
 
     def _raise(self, prob, bad_target, bad_raw):
         v.raise_for_bad_rows(prob.raw.shape[0], bad_target, bad_raw, prob.y_true, prob.raw, self._target_rule)
@@ -595,7 +596,7 @@ class BinaryCrossEntropy(_SigmoidLoss):
     (multilabel), values in [0, 1].
     """
 
-    _kind = ew.BCE
+    _kernel = staticmethod(ew.bce)
 
     def __init__(self, pos_weight=None):
         if pos_weight is not None:
@@ -640,7 +641,7 @@ class BinaryFocalLoss(_SigmoidLoss):
     ``y_true`` has the shape of ``raw_prediction``, (n,) or (n, L), values in [0, 1].
     """
 
-    _kind = ew.BINARY_FOCAL
+    _kernel = staticmethod(ew.binary_focal)
 
     def __init__(self, gamma: float = 2.0, alpha: float | None = 0.25):
         self.gamma = v.positive_scalar(gamma, "gamma", allow_zero=True)
@@ -670,7 +671,7 @@ class HuberLoss(_ElementwiseLoss):
     inside ``|r| <= delta`` and 0 outside (exact; adapters may floor it).
     """
 
-    _kind = ew.HUBER
+    _kernel = staticmethod(ew.huber)
 
     def __init__(self, delta: float = 1.0):
         self.delta = v.positive_scalar(delta, "delta")
@@ -694,7 +695,7 @@ class PseudoHuberLoss(HuberLoss):
     ``y_true`` and ``raw_prediction`` are (n,) or (n, T).
     """
 
-    _kind = ew.PSEUDO_HUBER
+    _kernel = staticmethod(ew.pseudo_huber)
 
 
 class SquaredError(_ElementwiseLoss):
@@ -706,7 +707,7 @@ class SquaredError(_ElementwiseLoss):
     prediction has an infinite loss and gradient (the mathematical limit).
     """
 
-    _kind = ew.SQUARED_ERROR
+    _kernel = staticmethod(ew.squared_error)
 
     def _column_params(self, n_cols):
         return np.zeros(n_cols), 0.0

@@ -209,3 +209,45 @@ def test_balanced_class_weight_is_sklearn_rule():
     explicit = nbloss.CrossEntropy(class_weight=expected)
     np.testing.assert_array_equal(nbloss.CrossEntropy(class_weight="balanced").gradient(y, raw),
                                   explicit.gradient(y, raw))
+
+
+ELEMENTWISE_LOSSES = [loss for loss in ALL_LOSSES if not isinstance(loss, (nbloss.CrossEntropy, nbloss.FocalLoss))]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("loss", ELEMENTWISE_LOSSES, ids=repr)
+def test_elementwise_fast_loops_match_the_general_loop(loss, dtype):
+    """Element-wise kernels run three calls (gradient and Hessian; loss and gradient; loss) in their own
+    vectorised loops over flat elements, and everything else (row weights with several outputs, per-element
+    losses) in a general loop.  Unit row weights on (n, 2) targets take the general loop: every result must
+    be the same bits as the fast loops', and the loss sum the same as the sum of the per-element losses."""
+    y, raw = _problem(loss, n=3001, dtype=dtype)  # blocks of uneven length, chunks with a remainder
+    rtol = 1e-12 if dtype == np.float64 else 1e-6  # sums are returned in the input's dtype
+    ones = np.ones(raw.shape[0])
+    for args in ((y, raw), (y[:, 0], raw[:, 0])):  # one output (fast loops also with weights) and two
+        fast_g, fast_h = loss.gradient_hessian(*args)
+        slow_g, slow_h = loss.gradient_hessian(*args, sample_weight=ones)
+        np.testing.assert_array_equal(fast_g, slow_g)
+        np.testing.assert_array_equal(fast_h, slow_h)
+        fast_value, fast_lg = loss.loss_gradient(*args, reduction="sum")
+        slow_value, slow_lg = loss.loss_gradient(*args, sample_weight=ones, reduction="sum")
+        np.testing.assert_array_equal(fast_lg, fast_g)
+        np.testing.assert_array_equal(slow_lg, fast_g)
+        assert fast_value == loss.loss(*args, reduction="sum")
+        np.testing.assert_allclose(fast_value, slow_value, rtol=rtol)
+        np.testing.assert_allclose(fast_value, loss.loss(*args, reduction="none").sum(dtype=np.float64), rtol=rtol)
+    with pytest.raises(ValueError, match="raw_prediction"):
+        bad = raw.copy()
+        bad[2999, 1] = np.nan
+        loss.gradient_hessian(y, bad)
+
+
+def test_bce_per_output_pos_weight_takes_each_outputs_weight():
+    rng = np.random.default_rng(3)
+    y, raw = (rng.uniform(size=(200, 3)) < 0.4).astype(float), rng.normal(size=(200, 3))
+    vector = nbloss.BinaryCrossEntropy(pos_weight=[0.5, 1.0, 3.0])
+    g, h = vector.gradient_hessian(y, raw)
+    for j, pw in enumerate([0.5, 1.0, 3.0]):
+        g_j, h_j = nbloss.BinaryCrossEntropy(pos_weight=pw).gradient_hessian(y[:, j], raw[:, j])
+        np.testing.assert_array_equal(g[:, j], g_j)
+        np.testing.assert_array_equal(h[:, j], h_j)

@@ -1,7 +1,9 @@
 """Regression element formulas: Huber, pseudo-Huber and squared error.
 
-Each ``*_element`` returns ``(loss, grad, hess)`` for a prediction ``z`` and a
-finite target ``y`` (checked by the driver), with residual ``r = z - y``.
+Each ``*_element(y, z, param, extra, want_loss)`` returns ``(loss, grad,
+hess)`` for a prediction ``z`` and a finite target ``y`` (checked by
+:mod:`nbloss.kernels.elementwise`), with residual ``r = z - y``; the losses
+are cheap, so ``want_loss`` changes nothing.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ import math
 
 from numba import njit
 
-_inline = njit(inline="always", cache=True)
+_inline = njit(forceinline=True, error_model="numpy", cache=True)
 
 
 @_inline
-def huber_element(y, z, delta):
+def huber_element(y, z, delta, unused, want_loss):
     """``r^2 / 2`` for ``|r| <= delta``, else ``delta (|r| - delta / 2)``.
 
     Hessian 1 inside (``|r| == delta`` included, as scikit-learn), 0 outside.
@@ -27,7 +29,7 @@ def huber_element(y, z, delta):
 
 
 @_inline
-def pseudo_huber_element(y, z, delta):
+def pseudo_huber_element(y, z, delta, unused, want_loss):
     """``delta^2 (sqrt(1 + x^2) - 1)`` with ``x = r / delta``.
 
     Formed as ``delta |r| * |x| / (h + 1)`` with ``h = hypot(1, x)``: no
@@ -45,7 +47,7 @@ def pseudo_huber_element(y, z, delta):
 
 
 @_inline
-def squared_error_element(y, z, unused):
+def squared_error_element(y, z, unused, unused_extra, want_loss):
     """``r^2 / 2``; gradient ``r``, Hessian 1 (an infinite prediction has an infinite gradient)."""
     y = float(y)
     r = float(z) - y

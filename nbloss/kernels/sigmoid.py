@@ -1,9 +1,10 @@
 """Sigmoid-family element formulas: binary cross-entropy with logits and
 sigmoid (binary) focal loss, plus the stable sigmoid for ``predict_proba``.
 
-Each ``*_element`` returns ``(loss, grad, hess)`` for one logit ``z`` and a
-target ``y`` in [0, 1] (checked by :mod:`nbloss.kernels.elementwise`, which
-runs them over rows).
+Each ``*_element(y, z, param, extra, want_loss)`` returns ``(loss, grad,
+hess)`` for one logit ``z`` and a target ``y`` in [0, 1] (checked by
+:mod:`nbloss.kernels.elementwise`, which runs them over rows); the loss is
+only computed when ``want_loss``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from numba import njit, prange
 
 from .._numerics import sigmoid_pair, softplus_pair, weighted
 
-_inline = njit(inline="always", cache=True)
+_inline = njit(forceinline=True, error_model="numpy", cache=True)
 
 
 @_inline
-def bce_element(y, z, pos_weight, want_loss):
+def bce_element(y, z, pos_weight, unused, want_loss):
     """``pw y softplus(-z) + (1 - y) softplus(z)`` (PyTorch's ``pos_weight``).
 
     Gradient ``(1 - y) sigmoid(z) - pw y sigmoid(-z)``; Hessian
