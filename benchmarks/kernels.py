@@ -260,7 +260,7 @@ def startup_and_memory() -> dict:
         _bar(2, 4, "first call (warm cache)")
         warm = _probe(_COMPILE_PROBE, env)
         _bar(3, 4, "peak memory")
-        memory = _probe(_MEMORY_PROBE, env)
+        memory = _probe(_MEMORY_PROBE, dict(env, NUMBA_NRT_STATS="1"))  # Numba counts its allocations
     _bar(4, 4, "done")
     print(file=sys.stderr)
     return {"import_s": imported["import_s"], "compiled_at_import": imported["compiled"],
@@ -318,10 +318,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     report = run(args)
     print_table(report)
+    save(report, args, plot)
     if not args.skip_startup:
         report["startup"] = startup_and_memory()
         print_startup(report["startup"])
-    save(report, args, plot)
+        save(report, args, plot)
 
 
 if __name__ == "__main__":
