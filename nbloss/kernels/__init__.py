@@ -26,21 +26,31 @@ from numba import njit
 _SERIAL: dict = {}
 
 
+def renamed_copy(func, name: str, bindings: dict | None = None):
+    """A copy of the Python function ``func`` named ``name``, its globals updated with ``bindings``.
+
+    For compiling one function body more than once: Numba names a cache
+    file after the function, so each copy needs a name of its own (a copy
+    sharing its original's name would read the original's cache entry), and
+    it resolves globals at compile time, so ``bindings`` fix what the copy
+    calls.
+    """
+    scope = func.__globals__ if bindings is None else {**func.__globals__, **bindings}
+    copy = types.FunctionType(func.__code__, scope, name, func.__defaults__, func.__closure__)
+    copy.__qualname__ = func.__qualname__.rsplit(".", 1)[0] + "." + name if "." in func.__qualname__ else name
+    copy.__module__ = func.__module__
+    copy.__doc__ = func.__doc__
+    return copy
+
+
 def serial(kernel):
     """``kernel`` compiled without threads (``prange`` runs as ``range``).
 
     For callers that hand over one row at a time (CatBoost's per-row
-    objective), where waking the thread pool costs more than the row.  The
-    twin is a renamed copy of the kernel's Python function: Numba names a
-    cache file after the function, and a twin sharing the parallel kernel's
-    name would read the parallel kernel's cache entry.
+    objective), where waking the thread pool costs more than the row.
     """
     twin = _SERIAL.get(kernel)
     if twin is None:
         f = kernel.py_func
-        copy = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__, f.__closure__)
-        copy.__qualname__ = f.__qualname__ + "_serial"
-        copy.__module__ = f.__module__
-        copy.__doc__ = f.__doc__
-        twin = _SERIAL.setdefault(kernel, njit(cache=True)(copy))
+        twin = _SERIAL.setdefault(kernel, njit(cache=True)(renamed_copy(f, f.__name__ + "_serial")))
     return twin

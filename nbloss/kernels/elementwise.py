@@ -2,9 +2,10 @@
 
 The per-element formulas live with their family (:mod:`.sigmoid`,
 :mod:`.regression`) as ``element(y, z, param, extra, want_loss) -> (loss,
-grad, hess)``.  Each loss's kernel below is :func:`elementwise_pass` inlined
-with its formula, so the formula is known at compile time and LLVM vectorises
-the loop (the formulas call no libm function, see :mod:`nbloss._numerics`);
+grad, hess)``.  Each loss's kernel (a copy of ``_kernel``, named after the
+loss) is :func:`elementwise_pass` inlined with its formula, so the formula
+is known at compile time and LLVM vectorises the loop (the formulas call no
+libm function, see :mod:`nbloss._numerics`);
 one generic driver switching on the loss at run time did not vectorise
 (measured: BCE ``gradient_hessian`` at n = 1e7 took 101 ms with it, 14 ms now).
 
@@ -22,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._numerics import block_bounds, n_blocks, ordered_sum, weighted
+from . import renamed_copy
 from .regression import huber_element, pseudo_huber_element, squared_error_element
 from .sigmoid import bce_element, binary_focal_element
 
@@ -165,36 +167,19 @@ def elementwise_pass(element, targets, raw, sample_weight, col_param, extra, tar
     return ordered_sum(partial), min(bad_target, n_rows), min(bad_raw, n_rows)
 
 
-@njit(parallel=True, cache=True)
-def bce(targets, raw, sample_weight, col_param, extra, target_lo, target_hi, grad_scale,
-        loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
-    return elementwise_pass(bce_element, targets, raw, sample_weight, col_param, extra, target_lo, target_hi,
+def _kernel(targets, raw, sample_weight, col_param, extra, target_lo, target_hi, grad_scale,
+            loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
+    """The body of every element-wise kernel; each loss's copy binds ``ELEMENT`` to its formula."""
+    return elementwise_pass(ELEMENT, targets, raw, sample_weight, col_param, extra, target_lo, target_hi,  # noqa: F821
                             grad_scale, loss_out, grad_out, hess_out, want_loss, want_grad, want_hess)
 
 
-@njit(parallel=True, cache=True)
-def binary_focal(targets, raw, sample_weight, col_param, extra, target_lo, target_hi, grad_scale,
-                 loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
-    return elementwise_pass(binary_focal_element, targets, raw, sample_weight, col_param, extra, target_lo,
-                            target_hi, grad_scale, loss_out, grad_out, hess_out, want_loss, want_grad, want_hess)
+def _kernel_for(name, element):
+    return njit(parallel=True, cache=True)(renamed_copy(_kernel, name, {"ELEMENT": element}))
 
 
-@njit(parallel=True, cache=True)
-def huber(targets, raw, sample_weight, col_param, extra, target_lo, target_hi, grad_scale,
-          loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
-    return elementwise_pass(huber_element, targets, raw, sample_weight, col_param, extra, target_lo, target_hi,
-                            grad_scale, loss_out, grad_out, hess_out, want_loss, want_grad, want_hess)
-
-
-@njit(parallel=True, cache=True)
-def pseudo_huber(targets, raw, sample_weight, col_param, extra, target_lo, target_hi, grad_scale,
-                 loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
-    return elementwise_pass(pseudo_huber_element, targets, raw, sample_weight, col_param, extra, target_lo,
-                            target_hi, grad_scale, loss_out, grad_out, hess_out, want_loss, want_grad, want_hess)
-
-
-@njit(parallel=True, cache=True)
-def squared_error(targets, raw, sample_weight, col_param, extra, target_lo, target_hi, grad_scale,
-                  loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
-    return elementwise_pass(squared_error_element, targets, raw, sample_weight, col_param, extra, target_lo,
-                            target_hi, grad_scale, loss_out, grad_out, hess_out, want_loss, want_grad, want_hess)
+bce = _kernel_for("bce", bce_element)
+binary_focal = _kernel_for("binary_focal", binary_focal_element)
+huber = _kernel_for("huber", huber_element)
+pseudo_huber = _kernel_for("pseudo_huber", pseudo_huber_element)
+squared_error = _kernel_for("squared_error", squared_error_element)
