@@ -390,12 +390,15 @@ class CrossEntropy(_SoftmaxLoss):
             tol = max(float(np.sqrt(np.finfo(prob.raw.dtype).eps)), 1e-6)
             return sm.cross_entropy_soft, (prob.target, prob.raw, prob.sample_weight, w, eps, tol,
                                            grad_scale, loss_out, grad_out, hess_out, *want)
-        smooth_w = (eps / k) * w
-        # sum_{j != k} smooth_w[j] from prefix and suffix sums: no cancellation
-        prefix = np.concatenate(([0.0], np.cumsum(smooth_w)[:-1]))
-        suffix = np.concatenate((np.cumsum(smooth_w[::-1])[::-1][1:], [0.0]))
-        return sm.cross_entropy_labels, (prob.target, prob.raw, prob.sample_weight, (1.0 - eps) * w, smooth_w,
-                                         prefix + suffix, float(smooth_w.sum()), *self._ignore(), grad_scale,
+        if eps == 0.0:  # the common case, and at small n these NumPy calls would cost as much as the kernel
+            params = (w, np.zeros(k), np.zeros(k), 0.0)
+        else:
+            smooth_w = (eps / k) * w
+            # sum_{j != k} smooth_w[j] from prefix and suffix sums: no cancellation
+            prefix = np.concatenate(([0.0], np.cumsum(smooth_w)[:-1]))
+            suffix = np.concatenate((np.cumsum(smooth_w[::-1])[::-1][1:], [0.0]))
+            params = ((1.0 - eps) * w, smooth_w, prefix + suffix, float(smooth_w.sum()))
+        return sm.cross_entropy_labels, (prob.target, prob.raw, prob.sample_weight, params, *self._ignore(), grad_scale,
                                          loss_out, grad_out, hess_out, *want)
 
     def init_raw_prediction(self, y_true, sample_weight=None) -> np.ndarray:
@@ -465,7 +468,7 @@ class FocalLoss(_SoftmaxLoss):
         return np.ones(k) if self.alpha is None else v.per_class_vector(self.alpha, "alpha", k)
 
     def _kernel_call(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
-        return sm.focal_labels, (prob.target, prob.raw, prob.sample_weight, prob.class_weight, self.gamma,
+        return sm.focal_labels, (prob.target, prob.raw, prob.sample_weight, (prob.class_weight, float(self.gamma)),
                                  *self._ignore(), grad_scale, loss_out, grad_out, hess_out, want_loss,
                                  grad_out.shape[0] > 0, hess_out.shape[0] > 0)
 

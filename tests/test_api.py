@@ -251,3 +251,47 @@ def test_bce_per_output_pos_weight_takes_each_outputs_weight():
         g_j, h_j = nbloss.BinaryCrossEntropy(pos_weight=pw).gradient_hessian(y[:, j], raw[:, j])
         np.testing.assert_array_equal(g[:, j], g_j)
         np.testing.assert_array_equal(h[:, j], h_j)
+
+
+_LABELLED = [nbloss.CrossEntropy(), nbloss.CrossEntropy(label_smoothing=0.1, class_weight=[1.0, 2.0, 0.5, 3.0, 1.0]),
+             nbloss.CrossEntropy(ignore_index=2), nbloss.FocalLoss(),
+             nbloss.FocalLoss(gamma=0.5, alpha=[0.25, 1.0, 2.0, 1.0, 0.5], ignore_index=-1)]
+
+
+@pytest.mark.parametrize("loss", _LABELLED, ids=repr)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_softmax_chunked_loop_matches_the_row_loop(loss, dtype):
+    """``gradient_hessian`` of the labelled softmax kernels runs a loop over chunks of rows (shift, one flat
+    exponential pass, then the derivatives); ``gradient`` and ``hessian`` run the row-at-a-time loop.  For
+    float64 both must give the same bits; for float32 the chunked loop keeps the exponentials in float64,
+    so the two may differ in the last bit only.  Adversarial rows and ignored rows are included, and the
+    first bad label or NaN row is still found when it is the last row of a chunk or of the input."""
+    rng = np.random.default_rng(7)
+    n, k = 20_011, 5  # blocks of ~39 rows: a full chunk of 32 and a remainder
+    raw = rng.normal(scale=4.0, size=(n, k)).astype(dtype)
+    raw[0] = np.inf
+    raw[1, 2] = -np.inf
+    raw[2] = [1e4, -1e4, 0.0, 1e4, 3.0]
+    raw[3] = 7.0  # ties
+    y = rng.integers(0, k, n)
+    y[::97] = loss.ignore_index if loss.ignore_index is not None else 0
+    weights = rng.uniform(0.0, 3.0, n)
+    for sw in (None, weights):
+        g, h = loss.gradient_hessian(y, raw, sample_weight=sw)
+        row_g, row_h = loss.gradient(y, raw, sample_weight=sw), loss.hessian(y, raw, sample_weight=sw)
+        if dtype == np.float64:
+            np.testing.assert_array_equal(g, row_g)
+            np.testing.assert_array_equal(h, row_h)
+        else:
+            scale = np.abs(row_g).max()
+            np.testing.assert_allclose(g, row_g, rtol=2.5e-7, atol=2.5e-7 * scale)
+            np.testing.assert_allclose(h, row_h, rtol=2.5e-7, atol=2.5e-7 * scale)
+    for row in (31, n - 1):
+        bad_y = y.copy()
+        bad_y[row] = k
+        with pytest.raises(ValueError, match=f"y_true.*row {row}"):
+            loss.gradient_hessian(bad_y, raw)
+        bad_raw = raw.copy()
+        bad_raw[row, 4] = np.nan
+        with pytest.raises(ValueError, match=f"raw_prediction.*row {row}"):
+            loss.gradient_hessian(y, bad_raw)

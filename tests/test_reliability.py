@@ -98,14 +98,14 @@ raw = rng.normal(size=(100, 4)); y = rng.integers(0, 4, size=100)
 t1 = time.perf_counter()
 nbloss.CrossEntropy().gradient_hessian(y, raw)
 t_first = time.perf_counter() - t1
+# one kernel of each kind (a labelled softmax copy, soft targets, an element-wise copy, the sigmoid module's),
+# in both dtypes; that every other kernel caches is checked by the whole suite, which turns Numba's
+# "Cannot cache" warning into an error (pyproject.toml)
 for dtype in (np.float64, np.float32):
     r = raw.astype(dtype)
-    for loss in (nbloss.CrossEntropy(label_smoothing=0.1), nbloss.FocalLoss()):
-        loss.loss_gradient(y, r); loss.gradient_hessian(y, r); loss.predict_proba(r)
+    nbloss.CrossEntropy().gradient_hessian(y, r)
     nbloss.CrossEntropy().loss(rng.dirichlet(np.ones(4), 100).astype(dtype), r)
-    for loss in (nbloss.BinaryCrossEntropy(), nbloss.BinaryFocalLoss(), nbloss.HuberLoss(), nbloss.PseudoHuberLoss(),
-                 nbloss.SquaredError()):
-        loss.gradient_hessian(np.zeros(100, dtype), r[:, 0]); loss.loss(np.zeros(100), r[:, 0])
+    nbloss.BinaryCrossEntropy().gradient_hessian(np.zeros(100, dtype), r[:, 0])
     nbloss.BinaryFocalLoss().predict_proba(r)
 kernels = [obj for mod in (elementwise, sigmoid, softmax) for obj in vars(mod).values()
            if hasattr(obj, "stats") and obj.targetoptions.get("parallel")]
@@ -159,8 +159,9 @@ def test_serial_twins_have_their_own_cache_entry(tmp_path):
                                       text=True, timeout=900, check=True).stdout.strip().splitlines()[-1])
             for _ in range(2)]
     assert runs[0]["misses"] == 1 and runs[1] == {"misses": 0, "hits": 1, "parallel_hits": 0}
-    assert sorted(p.name.split("-")[0] for p in (tmp_path / "numba-cache").rglob("*.nbi")) == [
-        "softmax.cross_entropy_labels_serial"]
+    entries = sorted(p.name.split("-")[0] for p in (tmp_path / "numba-cache").rglob("*.nbi"))
+    # besides the row formula it inlines (cached as a function of its own), only the twin
+    assert [e for e in entries if e != "softmax.cross_entropy_row"] == ["softmax.cross_entropy_labels_serial"]
 
 
 def test_no_recompilation_across_calls():

@@ -22,6 +22,7 @@ from __future__ import annotations
 import types
 
 from numba import njit
+from numba.np.ufunc.parallel import _launch_threads
 
 _SERIAL: dict = {}
 
@@ -49,6 +50,11 @@ def serial(kernel):
     For callers that hand over one row at a time (CatBoost's per-row
     objective), where waking the thread pool costs more than the row.
     """
+    # The kernels call Numba's thread-id and thread-count functions, which the
+    # threading layer provides: a twin loaded from the on-disk cache (no typing,
+    # which would load it) must not run before the layer is up, or it jumps to
+    # an unresolved symbol.
+    _launch_threads()
     twin = _SERIAL.get(kernel)
     if twin is None:
         f = kernel.py_func

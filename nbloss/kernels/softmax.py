@@ -3,7 +3,10 @@ softmax focal loss.
 
 Shapes: ``raw`` (n, K); ``labels`` (n,) int64; ``targets`` (n, K);
 per-class arrays (K,) float64; ``loss_out`` (n,) or (0,);
-``grad_out``/``hess_out`` (n, K) or (0, K).
+``grad_out``/``hess_out`` (n, K) or (0, K).  The kernels with class labels
+(``cross_entropy_labels``, ``focal_labels``) are copies of one body,
+``_labelled_kernel``, each bound to its row formula (``cross_entropy_row``,
+``focal_row``) and taking that formula's parameters as one tuple.
 
 Numerics of a row ``z`` with maximum ``m`` at index ``km`` (first occurrence):
 ``e_k = exp(z_k - m)``, ``S = 1 + S'`` with ``S' = sum_{k != km} e_k`` formed
@@ -18,11 +21,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import get_thread_id, njit, prange
+
+# Numba's own get_num_threads wraps this in an overload that Numba will not cache
+# (it is treated as a dynamic global); the intrinsic caches
+from numba.np.ufunc.parallel import _iget_num_threads
 
 from .._numerics import block_bounds, exp_nonpos, n_blocks, ordered_sum, shifted, weighted
+from . import renamed_copy
 
 _inline = njit(inline="always", cache=True)
+# Per-row loss formulas, passed to the shared loops: LLVM inlines them (Numba's
+# own inlining of them into a parfor costs seconds of compile per kernel), and the
+# numpy error model keeps the exception paths that block vectorisation out
+_row_formula = njit(forceinline=True, error_model="numpy", cache=True)
 
 
 @_inline
@@ -146,6 +158,80 @@ def _labelled_row(i, z, y, n_classes, has_ignore, ignore_index, loss_out, grad_o
     return True, False, s_rest != s_rest, m, km, s_rest
 
 
+# The gradient-and-Hessian call (what boosting and Newton steps make) of the
+# labelled kernels takes a block's rows a chunk at a time: a first pass finds
+# each row's maximum and stores its shifted logits in a float64 scratch, one
+# flat loop exponentiates the chunk's ``_ROWS * K`` values (LLVM vectorises it;
+# a row of K = 10 is too short to vectorise well), and a last pass per row
+# forms both derivatives.  Its flags are constants, so no loop branches on
+# them.  Every other call takes the row-at-a-time loop.  The scratch is one
+# chunk per thread (``get_thread_id``), not per block, so a call allocates
+# ``threads * _ROWS * K`` float64, not a per-block buffer.
+_ROWS = 32
+
+
+@_inline
+def _chunk_scratch(n_classes, chunked):
+    """Per thread, one chunk's exponentials, row maxima and their indices (empty when not ``chunked``)."""
+    threads = _iget_num_threads()
+    rows = _ROWS if chunked else 0
+    return np.empty((threads, rows * n_classes)), np.empty((threads, rows)), np.empty((threads, rows), np.int64)
+
+
+@_inline
+def _column_min(values, j, empty):
+    """``min(empty, values[:, j])``."""
+    least = empty
+    for b in range(values.shape[0]):
+        least = min(least, values[b, j])
+    return least
+
+
+@_inline
+def _shift_exp_chunk(rows, lab, c_lo, c_hi, n_classes, has_ignore, ignore_index, exps, row_max, row_argmax):
+    """Rows ``c_lo:c_hi`` of a block: ``exps[(i - c_lo) K + k] = exp(z_k - m)``,
+    ``row_max[i - c_lo] = m`` and ``row_argmax[i - c_lo] = km``, ``-1`` for a row
+    not counted (at ``ignore_index`` or with a bad label).
+
+    Returns the first bad label's row in the block (``rows.shape[0]`` if none).
+    """
+    first_label = rows.shape[0]
+    for i in range(c_lo, c_hi):
+        z = rows[i]
+        y = lab[i]
+        m, km = _row_max(z)
+        e = exps[(i - c_lo) * n_classes:(i - c_lo + 1) * n_classes]
+        for k in range(n_classes):
+            e[k] = shifted(z[k], m)
+        ignored = has_ignore and y == ignore_index
+        label_ok = (y >= 0) & (y < n_classes)
+        if not ignored and not label_ok:
+            first_label = min(first_label, i)
+        row_max[i - c_lo] = m
+        row_argmax[i - c_lo] = km if label_ok and not ignored else -1
+    seg = exps[:(c_hi - c_lo) * n_classes]
+    for e in range(seg.shape[0]):
+        seg[e] = exp_nonpos(seg[e])
+    return first_label
+
+
+@_inline
+def _chunk_row_sum(e, km, gb_i, hb_i):
+    """``S'`` of a row from its exponentials ``e``, NaN if the row holds a NaN.
+
+    A row not counted (``km < 0``) gets zero derivatives; it returns 0, or
+    NaN if the row holds a NaN (a NaN shows in its exponentials).
+    """
+    s_rest = 0.0
+    for k in range(e.shape[0]):
+        s_rest += e[k] if k != km else 0.0
+    if km < 0:
+        gb_i[:] = 0.0
+        hb_i[:] = 0.0
+        return s_rest if s_rest != s_rest else 0.0
+    return s_rest
+
+
 @njit(parallel=True, cache=True)
 def label_weight_total(labels, sample_weight, class_weight, has_ignore, ignore_index):
     """Total weight ``sum_i s_i * w[y_i]`` over counted rows; validates labels.
@@ -173,74 +259,6 @@ def label_weight_total(labels, sample_weight, class_weight, has_ignore, ignore_i
                     acc += (float(sb[i]) if has_sw else 1.0) * class_weight[y]
         partial[b] = acc
     return ordered_sum(partial), bad
-
-
-@njit(parallel=True, cache=True)
-def cross_entropy_labels(labels, raw, sample_weight, main_w, smooth_w, smooth_rest,
-                         smooth_total, has_ignore, ignore_index, grad_scale,
-                         loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
-    """Cross-entropy with class indices, class weights and label smoothing.
-
-    Per row with weight ``s``: coefficients ``c_k = s * (main_w[y] [k == y] +
-    smooth_w[k])`` (``main_w = (1 - eps) w``, ``smooth_w = eps w / K``, so the
-    row loss is PyTorch's), loss ``sum_k c_k (log S - (z_k - m))``, a sum of
-    non-negative terms; gradient ``C p_j - c_j`` with ``C = sum_k c_k``;
-    Hessian ``C p_j (1 - p_j)``.  For ``j = y`` the gradient is
-    ``s * smooth_rest[y] - C (1 - p_y)`` with ``smooth_rest[y] = sum_{k != y}
-    smooth_w[k]``, exact zero plus a product when there is no smoothing.
-
-    Returns ``(loss_sum, first_bad_label, first_bad_raw)``.
-    """
-    n, n_classes = raw.shape
-    has_sw = sample_weight.shape[0] > 0
-    store_loss = loss_out.shape[0] > 0
-    smoothing = smooth_total > 0.0
-    nb = n_blocks(n)
-    partial = np.zeros(nb)
-    bad_label = n
-    bad_raw = n
-    for b in prange(nb):
-        lo, hi = block_bounds(b, n, nb)
-        rows, lab, sb, lb, gb, hb = _block_views(lo, hi, raw, labels, sample_weight, loss_out, grad_out, hess_out,
-                                                 want_grad, want_hess)
-        acc = 0.0
-        for i in range(rows.shape[0]):
-            z = rows[i]
-            y = lab[i]
-            counted, label_bad, raw_bad, m, km, s_rest = _labelled_row(i, z, y, n_classes, has_ignore, ignore_index,
-                                                                       lb, gb, hb, want_grad, want_hess)
-            if label_bad:
-                bad_label = min(bad_label, lo + i)
-            if raw_bad:
-                bad_raw = min(bad_raw, lo + i)
-            if not counted:
-                continue
-            s = float(sb[i]) if has_sw else 1.0
-            d_y = shifted(z[y], m)
-            a = s * main_w[y]
-            if want_loss:
-                log_s = math.log1p(s_rest)
-                row_loss = weighted(a, log_s - d_y)
-                if smoothing:
-                    for k in range(n_classes):
-                        row_loss += weighted(s * smooth_w[k], log_s - shifted(z[k], m))
-                acc += row_loss
-                if store_loss:
-                    lb[i] = row_loss
-            if want_grad or want_hess:
-                c_total = a + s * smooth_total
-                inv_s = 1.0 / (1.0 + s_rest)
-                rest_y = _rest_of(y, km, s_rest, exp_nonpos(d_y))
-                g_y = grad_scale * (s * smooth_rest[y] - c_total * (rest_y * inv_s))
-                _softmax_terms(i, gb[i] if want_grad else hb[i], inv_s, km, s_rest, grad_scale * c_total, gb, hb,
-                               want_grad, want_hess)
-                if want_grad:
-                    if smoothing:
-                        for j in range(n_classes):
-                            gb[i, j] -= grad_scale * s * smooth_w[j]
-                    gb[i, y] = g_y
-        partial[b] = acc
-    return ordered_sum(partial), bad_label, bad_raw
 
 
 @njit(parallel=True, cache=True)
@@ -304,10 +322,50 @@ def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, tar
     return ordered_sum(partial), bad_target, bad_raw
 
 
-@njit(parallel=True, cache=True)
-def focal_labels(labels, raw, sample_weight, alpha, gamma, has_ignore, ignore_index,
-                 grad_scale, loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
-    """Softmax focal loss ``-alpha_y (1 - p_y)^gamma log p_y``.
+@_row_formula
+def cross_entropy_row(params, i, z, m, e, km, y, s_rest, s, grad_scale, grad_out, hess_out,
+                      want_loss, want_grad, want_hess):
+    """Cross-entropy with a class label, class weights and label smoothing, on row ``i``.
+
+    ``params = (main_w, smooth_w, smooth_rest, smooth_total)``.  Per row with
+    weight ``s``: coefficients ``c_k = s * (main_w[y] [k == y] + smooth_w[k])``
+    (``main_w = (1 - eps) w``, ``smooth_w = eps w / K``, so the row loss is
+    PyTorch's), loss ``sum_k c_k (log S - (z_k - m))``, a sum of non-negative
+    terms; gradient ``C p_j - c_j`` with ``C = sum_k c_k``; Hessian
+    ``C p_j (1 - p_j)``.  For ``j = y`` the gradient is ``s * smooth_rest[y] -
+    C (1 - p_y)`` with ``smooth_rest[y] = sum_{k != y} smooth_w[k]``, exact
+    zero plus a product when there is no smoothing (then every smoothing term
+    is an exact 0, so it is subtracted unconditionally).
+    """
+    main_w, smooth_w, smooth_rest, smooth_total = params
+    a = s * main_w[y]
+    row_loss = 0.0
+    if want_loss:
+        log_s = math.log1p(s_rest)
+        row_loss = weighted(a, log_s - shifted(z[y], m))
+        if smooth_total > 0.0:
+            for k in range(z.shape[0]):
+                row_loss += weighted(s * smooth_w[k], log_s - shifted(z[k], m))
+    if want_grad or want_hess:
+        c_total = a + s * smooth_total
+        inv_s = 1.0 / (1.0 + s_rest)
+        g_y = grad_scale * (s * smooth_rest[y] - c_total * (_rest_of(y, km, s_rest, e[y]) * inv_s))
+        scale = grad_scale * c_total
+        smooth_scale = grad_scale * s
+        for j in range(e.shape[0]):
+            p = e[j] * inv_s
+            if want_hess:
+                hess_out[i, j] = scale * p * _one_minus_p(j, km, p, s_rest, inv_s)
+            if want_grad:
+                grad_out[i, j] = scale * p - smooth_scale * smooth_w[j]
+        if want_grad:
+            grad_out[i, y] = g_y
+    return row_loss
+
+
+@_row_formula
+def focal_row(params, i, z, m, e, km, y, s_rest, s, grad_scale, grad_out, hess_out, want_loss, want_grad, want_hess):
+    """Softmax focal loss ``-alpha_y (1 - p_y)^gamma log p_y`` on row ``i``; ``params = (alpha, gamma)``.
 
     With ``p = p_y``, ``u = 1 - p``, ``L = -log p``, ``rho = L / u`` and
     ``q = p rho`` (all finite in the limits ``p -> 0`` and ``p -> 1``, where
@@ -324,68 +382,147 @@ def focal_labels(labels, raw, sample_weight, alpha, gamma, has_ignore, ignore_in
     ``d2l/dz_j2 = a [h a_j^2 - g p_j (1 - p_j)]`` with
     ``h = p g'(p) = gamma p u^(gamma - 2) [2u + L (gamma p - 1)]``.  This is not
     the binary focal Hessian applied per class.  ``gamma = 0`` gives cross-entropy.
-    Returns ``(loss_sum, first_bad_label, first_bad_raw)``.
+    """
+    alpha, gamma = params
+    d_y = shifted(z[y], m)
+    nll = math.log1p(s_rest) - d_y
+    inv_s = 1.0 / (1.0 + s_rest)
+    e_y = e[y] if want_grad or want_hess else exp_nonpos(d_y)
+    rest_y = _rest_of(y, km, s_rest, e_y)
+    p_y = e_y * inv_s
+    u = rest_y * inv_s
+    a_u = s * alpha[y] * u**gamma
+    row_loss = weighted(a_u, nll) if want_loss else 0.0
+    if want_grad or want_hess:
+        rho = nll / u if u > 0.0 else 1.0
+        q = 0.0 if p_y == 0.0 else p_y * rho
+        big_g = grad_scale * a_u * (gamma * q + 1.0)
+        h_scale = grad_scale * a_u
+        # entries j != y share: gamma r_j (2p + q (gamma p - 1)) + (gamma q + 1)(1 - p_j)
+        c_r = gamma * (2.0 * p_y + q * (gamma * p_y - 1.0))
+        c_1 = gamma * q + 1.0
+        inv_rest = 1.0 / rest_y if rest_y > 0.0 else 0.0
+        for j in range(e.shape[0]):
+            e_j = e[j]
+            p = e_j * inv_s
+            if want_hess:
+                hess_out[i, j] = h_scale * p * (c_r * (e_j * inv_rest) + c_1 * _one_minus_p(j, km, p, s_rest, inv_s))
+            if want_grad:
+                grad_out[i, j] = big_g * p
+        if want_hess:
+            hess_out[i, y] = h_scale * u * (p_y * (2.0 * gamma + 1.0) + gamma * q * ((gamma + 1.0) * p_y - 1.0))
+        if want_grad:
+            grad_out[i, y] = -big_g * u
+    return row_loss
+
+
+@_inline
+def _row_block(row_formula, params, rows, lab, sb, has_sw, has_ignore, ignore_index, grad_scale, lb, gb, hb,
+               store_loss, want_loss, want_grad, want_hess):
+    """One block a row at a time, any outputs.  Returns ``(loss_sum, first_bad_label, first_bad_raw)``,
+    the rows as offsets in the block (``rows.shape[0]`` meaning none)."""
+    count, n_classes = rows.shape
+    acc = 0.0
+    first_label = count
+    first_raw = count
+    for i in range(count):
+        z = rows[i]
+        y = lab[i]
+        counted, label_bad, raw_bad, m, km, s_rest = _labelled_row(i, z, y, n_classes, has_ignore, ignore_index,
+                                                                   lb, gb, hb, want_grad, want_hess)
+        if label_bad:
+            first_label = min(first_label, i)
+        if raw_bad:
+            first_raw = min(first_raw, i)
+        if not counted:
+            continue
+        s = float(sb[i]) if has_sw else 1.0
+        # the row's exponentials, stored in an output row by _labelled_row (z, unread, when none is wanted)
+        e = gb[i] if want_grad else hb[i] if want_hess else z
+        row_loss = row_formula(params, i, z, m, e, km, y, s_rest, s, grad_scale, gb, hb,
+                               want_loss, want_grad, want_hess)
+        acc += row_loss
+        if store_loss:
+            lb[i] = row_loss
+    return acc, first_label, first_raw
+
+
+@_inline
+def _chunked_gh_block(row_formula, params, rows, lab, sb, has_sw, has_ignore, ignore_index, grad_scale, gb, hb,
+                      exps, row_max, row_argmax):
+    """One block's gradient and Hessian, a chunk of rows at a time (see ``_ROWS``).
+
+    ``exps``, ``row_max`` and ``row_argmax`` are this thread's scratch.  The
+    same formulas as :func:`_row_block`, so for float64 the same bits; for
+    float32 the exponentials here stay float64 instead of being rounded into
+    an output row.  Returns ``(first_bad_label, first_bad_raw)`` as in
+    :func:`_row_block`.
+    """
+    count, n_classes = rows.shape
+    first_label = count
+    first_raw = count
+    for c_lo in range(0, count, _ROWS):
+        c_hi = min(c_lo + _ROWS, count)
+        first_label = min(first_label, _shift_exp_chunk(rows, lab, c_lo, c_hi, n_classes, has_ignore, ignore_index,
+                                                        exps, row_max, row_argmax))
+        for i in range(c_lo, c_hi):
+            km = row_argmax[i - c_lo]
+            e = exps[(i - c_lo) * n_classes:(i - c_lo + 1) * n_classes]
+            s_rest = _chunk_row_sum(e, km, gb[i], hb[i])
+            if s_rest != s_rest:
+                first_raw = min(first_raw, i)
+            if km >= 0:
+                s = float(sb[i]) if has_sw else 1.0
+                row_formula(params, i, rows[i], row_max[i - c_lo], e, km, lab[i], s_rest, s, grad_scale, gb, hb,
+                            False, True, True)
+    return first_label, first_raw
+
+
+def _labelled_kernel(labels, raw, sample_weight, params, has_ignore, ignore_index, grad_scale,
+                     loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
+    """The body of every kernel with class labels; each loss's copy binds ``ROW_FORMULA``.
+
+    ``params`` is the formula's parameter tuple.  Returns ``(loss_sum,
+    first_bad_label, first_bad_raw)``.  The gradient-and-Hessian call takes
+    the chunked loop, every other call the row-at-a-time loop.
     """
     n, n_classes = raw.shape
     has_sw = sample_weight.shape[0] > 0
     store_loss = loss_out.shape[0] > 0
+    chunked = want_grad and want_hess and not want_loss
     nb = n_blocks(n)
+    exps, row_max, row_argmax = _chunk_scratch(n_classes, chunked)
     partial = np.zeros(nb)
-    bad_label = n
-    bad_raw = n
+    # each block's first bad label and raw row, combined after the loop: a prange min reduction fed from
+    # these branches trips Numba's reduction analysis ("unexpected cycle in lookup()")
+    first_bad = np.empty((nb, 2), dtype=np.int64)
     for b in prange(nb):
         lo, hi = block_bounds(b, n, nb)
         rows, lab, sb, lb, gb, hb = _block_views(lo, hi, raw, labels, sample_weight, loss_out, grad_out, hess_out,
                                                  want_grad, want_hess)
-        acc = 0.0
-        for i in range(rows.shape[0]):
-            z = rows[i]
-            y = lab[i]
-            counted, label_bad, raw_bad, m, km, s_rest = _labelled_row(i, z, y, n_classes, has_ignore, ignore_index,
-                                                                       lb, gb, hb, want_grad, want_hess)
-            if label_bad:
-                bad_label = min(bad_label, lo + i)
-            if raw_bad:
-                bad_raw = min(bad_raw, lo + i)
-            if not counted:
-                continue
-            s = float(sb[i]) if has_sw else 1.0
-            d_y = shifted(z[y], m)
-            nll = math.log1p(s_rest) - d_y
-            inv_s = 1.0 / (1.0 + s_rest)
-            e_y = exp_nonpos(d_y)
-            rest_y = _rest_of(y, km, s_rest, e_y)
-            p_y = e_y * inv_s
-            u = rest_y * inv_s
-            a_u = s * alpha[y] * u**gamma
-            if want_loss:
-                row_loss = weighted(a_u, nll)
-                acc += row_loss
-                if store_loss:
-                    lb[i] = row_loss
-            if want_grad or want_hess:
-                rho = nll / u if u > 0.0 else 1.0
-                q = 0.0 if p_y == 0.0 else p_y * rho
-                big_g = grad_scale * a_u * (gamma * q + 1.0)
-                h_scale = grad_scale * a_u
-                # entries j != y share: gamma r_j (2p + q (gamma p - 1)) + (gamma q + 1)(1 - p_j)
-                c_r = gamma * (2.0 * p_y + q * (gamma * p_y - 1.0))
-                c_1 = gamma * q + 1.0
-                inv_rest = 1.0 / rest_y if rest_y > 0.0 else 0.0
-                src = gb[i] if want_grad else hb[i]
-                for j in range(n_classes):
-                    e = src[j]
-                    p = e * inv_s
-                    if want_hess:
-                        hb[i, j] = h_scale * p * (c_r * (e * inv_rest) + c_1 * _one_minus_p(j, km, p, s_rest, inv_s))
-                    if want_grad:
-                        gb[i, j] = big_g * p
-                if want_hess:
-                    hb[i, y] = h_scale * u * (p_y * (2.0 * gamma + 1.0) + gamma * q * ((gamma + 1.0) * p_y - 1.0))
-                if want_grad:
-                    gb[i, y] = -big_g * u
+        count = rows.shape[0]
+        if chunked:
+            acc = 0.0
+            t = get_thread_id()
+            first_label, first_raw = _chunked_gh_block(ROW_FORMULA, params, rows, lab, sb, has_sw,  # noqa: F821
+                                                       has_ignore, ignore_index, grad_scale, gb, hb, exps[t],
+                                                       row_max[t], row_argmax[t])
+        else:
+            acc, first_label, first_raw = _row_block(ROW_FORMULA, params, rows, lab, sb, has_sw,  # noqa: F821
+                                                     has_ignore, ignore_index, grad_scale, lb, gb, hb, store_loss,
+                                                     want_loss, want_grad, want_hess)
         partial[b] = acc
-    return ordered_sum(partial), bad_label, bad_raw
+        first_bad[b, 0] = lo + first_label if first_label < count else n
+        first_bad[b, 1] = lo + first_raw if first_raw < count else n
+    return ordered_sum(partial), _column_min(first_bad, 0, n), _column_min(first_bad, 1, n)
+
+
+def _labelled_kernel_for(name, row_formula):
+    return njit(parallel=True, cache=True)(renamed_copy(_labelled_kernel, name, {"ROW_FORMULA": row_formula}))
+
+
+cross_entropy_labels = _labelled_kernel_for("cross_entropy_labels", cross_entropy_row)
+focal_labels = _labelled_kernel_for("focal_labels", focal_row)
 
 
 @njit(parallel=True, cache=True)
