@@ -29,8 +29,9 @@ Then, each in fresh processes (``--skip-startup`` leaves this out):
 * warm first call: a fresh process's first ``gradient_hessian`` with that
   cache warm (import not included);
 * peak memory of ``gradient_hessian`` at n = 1e6, K = 100: the growth of the
-  process's peak resident set during the call, beyond the inputs and outputs
-  (with ``out=`` buffers and without), and the count of Numba allocations.
+  process's peak resident set during the call (the peak reset just before it,
+  Linux ``/proc/self/clear_refs``), beyond the inputs and outputs (with
+  ``out=`` buffers and without), and the count of Numba allocations.
 """
 
 from __future__ import annotations
@@ -219,26 +220,36 @@ print(json.dumps({"all_s": time.perf_counter() - t0, "first_call_s": t_first}))
 """
 
 _MEMORY_PROBE = """
-import json, resource
+import json
 import numpy as np
 import nbloss
 from numba.core.runtime import rtsys
+
+def status_kib(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+def reset_peak():  # Linux: writing 5 to clear_refs resets the peak resident set (VmHWM) to the current one
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
 n, k = 1_000_000, 100
 rng = np.random.default_rng(0)
 y, z = rng.integers(0, k, n), rng.normal(size=(n, k))
 loss = nbloss.CrossEntropy()
 loss.gradient_hessian(y[:10], z[:10])
-peak_kib = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-before = peak_kib()
+outputs_kib = 2 * z.nbytes / 1024
+reset_peak()
+before = status_kib("VmRSS")
 result = loss.gradient_hessian(y, z)
-without_out = peak_kib() - before
+without_out = status_kib("VmHWM") - before - outputs_kib  # beyond the two returned arrays
 del result
-# the high-water mark now covers inputs and outputs: any allocation beyond the out= buffers raises it
 g, h = np.ones_like(z), np.ones_like(z)
-before, allocs = peak_kib(), rtsys.get_allocation_stats().alloc
+reset_peak()
+before, allocs = status_kib("VmRSS"), rtsys.get_allocation_stats().alloc
 loss.gradient_hessian(y, z, gradient_out=g, hessian_out=h)
-with_out, allocs_out = peak_kib() - before, rtsys.get_allocation_stats().alloc - allocs
-print(json.dumps({"n": n, "K": k, "inputs_MiB": (y.nbytes + z.nbytes) / 2**20, "outputs_MiB": 2 * z.nbytes / 2**20,
+with_out, allocs_out = status_kib("VmHWM") - before, rtsys.get_allocation_stats().alloc - allocs
+print(json.dumps({"n": n, "K": k, "inputs_MiB": (y.nbytes + z.nbytes) / 2**20, "outputs_MiB": outputs_kib / 1024,
                   "extra_peak_MiB_with_out": with_out / 1024, "numba_allocations_with_out": allocs_out,
                   "extra_peak_MiB_without_out": without_out / 1024}))
 """
@@ -278,7 +289,7 @@ def print_startup(s: dict) -> None:
     print(f"peak memory, CrossEntropy.gradient_hessian n={m['n']:,} K={m['K']} float64 (inputs "
           f"{m['inputs_MiB']:.0f} MiB, outputs {m['outputs_MiB']:.0f} MiB): extra peak with out= "
           f"{m['extra_peak_MiB_with_out']:.1f} MiB ({m['numba_allocations_with_out']} Numba allocations), "
-          f"without out= {m['extra_peak_MiB_without_out']:.0f} MiB")
+          f"without out= {m['extra_peak_MiB_without_out']:.1f} MiB beyond the returned outputs")
 
 
 def plot(report: dict, path: str) -> None:

@@ -125,6 +125,27 @@ def log1p_unit(t):
 
 
 @_inline
+def focal_power(v, gamma):
+    """``v ** gamma`` for the focal modulating factor (``v`` in [0, 1], ``gamma >= 0``).
+
+    The usual exponents (0, 1, 2, the default, and 3) by multiplication:
+    as accurate as libm's ``pow``, a few cycles instead of a few tens, and
+    with no call in the branch that runs, LLVM can vectorise a loop over it
+    once it moves the test on the loop-invariant ``gamma`` out of the loop.
+    ``0 ** 0 = 1`` as in ``pow``.
+    """
+    if gamma == 2.0:
+        return v * v
+    if gamma == 1.0:
+        return v
+    if gamma == 0.0:
+        return 1.0
+    if gamma == 3.0:
+        return v * v * v
+    return v**gamma
+
+
+@_inline
 def shifted(z, m):
     """``z - m`` for a row maximum ``m``, with ``shifted(m, m) == 0`` also at inf."""
     if z == m:

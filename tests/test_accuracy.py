@@ -65,6 +65,9 @@ SOFTMAX_CASES = {
     "focal_gamma0.5_alpha": (lambda k: nbloss.FocalLoss(gamma=0.5, alpha=_class_weight(k)), {}),
     "focal_gamma3.7": (lambda k: nbloss.FocalLoss(gamma=3.7), {}),
     "focal_gamma0": (lambda k: nbloss.FocalLoss(gamma=0.0), {}),
+    # 1 and 3 (like 0 and 2) take focal_power's multiplications instead of pow
+    "focal_gamma1": (lambda k: nbloss.FocalLoss(gamma=1.0), {}),
+    "focal_gamma3": (lambda k: nbloss.FocalLoss(gamma=3.0), {}),
 }
 
 

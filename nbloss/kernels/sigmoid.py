@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from numba import njit, prange
 
-from .._numerics import sigmoid_pair, softplus_pair, weighted
+from .._numerics import focal_power, sigmoid_pair, softplus_pair, weighted
 
 _inline = njit(forceinline=True, error_model="numpy", cache=True)
 
@@ -63,7 +63,7 @@ def binary_focal_element(y, z, gamma, alpha, want_loss):
     ce = weighted(y, sp_neg) + weighted(neg, sp_pos)
     v = y * sig_neg + neg * sig
     alpha_t = 1.0 if alpha < 0.0 else alpha * y + (1.0 - alpha) * neg
-    scale = alpha_t * v**gamma
+    scale = alpha_t * focal_power(v, gamma)
     ratio = (1.0 - 2.0 * y) * curv / v if v > 0.0 else 0.0
     diff = neg * sig - y * sig_neg
     loss = weighted(scale, ce)

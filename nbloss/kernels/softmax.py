@@ -27,7 +27,7 @@ from numba import get_thread_id, njit, prange
 # (it is treated as a dynamic global); the intrinsic caches
 from numba.np.ufunc.parallel import _iget_num_threads
 
-from .._numerics import block_bounds, exp_nonpos, n_blocks, ordered_sum, shifted, weighted
+from .._numerics import block_bounds, exp_nonpos, focal_power, n_blocks, ordered_sum, shifted, weighted
 from . import renamed_copy
 
 _inline = njit(inline="always", cache=True)
@@ -391,7 +391,7 @@ def focal_row(params, i, z, m, e, km, y, s_rest, s, grad_scale, grad_out, hess_o
     rest_y = _rest_of(y, km, s_rest, e_y)
     p_y = e_y * inv_s
     u = rest_y * inv_s
-    a_u = s * alpha[y] * u**gamma
+    a_u = s * alpha[y] * focal_power(u, gamma)
     row_loss = weighted(a_u, nll) if want_loss else 0.0
     if want_grad or want_hess:
         rho = nll / u if u > 0.0 else 1.0
