@@ -128,10 +128,12 @@ def log1p_unit(t):
 def focal_power(v, gamma):
     """``v ** gamma`` for the focal modulating factor (``v`` in [0, 1], ``gamma >= 0``).
 
-    The usual exponents (0, 1, 2, the default, and 3) by multiplication:
-    as accurate as libm's ``pow``, a few cycles instead of a few tens, and
-    with no call in the branch that runs, LLVM can vectorise a loop over it
-    once it moves the test on the loop-invariant ``gamma`` out of the loop.
+    The usual exponents (0, 1, 2, the default, and 3) by multiplication, a
+    few cycles instead of libm's ``pow`` (tens): ``v * v`` is correctly
+    rounded, ``v * v * v`` within about an ulp.  Measured: softmax focal
+    ``gradient_hessian`` at K = 10 took 1.37x cross-entropy's time at
+    gamma = 2, 1.71x at gamma = 1.5.  It does not make the element-wise
+    binary focal loop vectorise (LLVM does not split the loop on ``gamma``).
     ``0 ** 0 = 1`` as in ``pow``.
     """
     if gamma == 2.0:

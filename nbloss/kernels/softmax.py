@@ -209,9 +209,9 @@ def _shift_exp_chunk(rows, lab, c_lo, c_hi, n_classes, has_ignore, ignore_index,
             first_label = min(first_label, i)
         row_max[i - c_lo] = m
         row_argmax[i - c_lo] = km if label_ok and not ignored else -1
-    seg = exps[:(c_hi - c_lo) * n_classes]
-    for e in range(seg.shape[0]):
-        seg[e] = exp_nonpos(seg[e])
+    chunk = exps[:(c_hi - c_lo) * n_classes]
+    for idx in range(chunk.shape[0]):
+        chunk[idx] = exp_nonpos(chunk[idx])
     return first_label
 
 
