@@ -71,9 +71,15 @@ def _row_exp_store(z, m, km, buf):
     """
     for k in range(z.shape[0]):
         buf[k] = exp_nonpos(shifted(z[k], m))
+    return _rest_sum(buf, km)
+
+
+@_inline
+def _rest_sum(e, km):
+    """``S' = sum_{k != km} e_k`` of a row's stored exponentials, in order (all of them when ``km < 0``)."""
     s_rest = 0.0
-    for k in range(z.shape[0]):
-        s_rest += buf[k] if k != km else 0.0
+    for k in range(e.shape[0]):
+        s_rest += e[k] if k != km else 0.0
     return s_rest
 
 
@@ -222,9 +228,7 @@ def _chunk_row_sum(e, km, gb_i, hb_i):
     A row not counted (``km < 0``) gets zero derivatives; it returns 0, or
     NaN if the row holds a NaN (a NaN shows in its exponentials).
     """
-    s_rest = 0.0
-    for k in range(e.shape[0]):
-        s_rest += e[k] if k != km else 0.0
+    s_rest = _rest_sum(e, km)
     if km < 0:
         gb_i[:] = 0.0
         hb_i[:] = 0.0
