@@ -35,6 +35,8 @@ def as_float_array(x, name: str, dtype=None) -> np.ndarray:
             dtype = np.dtype(np.float32)
         else:
             dtype = np.dtype(np.float64)
+    if arr.dtype == dtype and arr.flags.c_contiguous and arr.ndim:
+        return arr  # what ascontiguousarray would return, without the cost of errstate (~1.5 us)
     with np.errstate(over="ignore"):  # a value overflowing the cast becomes inf and is rejected by its check
         return np.ascontiguousarray(arr, dtype=dtype)
 

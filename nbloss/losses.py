@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _validation as v
+from ._numerics import SMALL_INT_EXPONENTS
 from ._threading import launch
 from .kernels import elementwise as ew
 from .kernels import softmax as sm
@@ -644,8 +645,6 @@ class BinaryFocalLoss(_SigmoidLoss):
     ``y_true`` has the shape of ``raw_prediction``, (n,) or (n, L), values in [0, 1].
     """
 
-    _kernel = staticmethod(ew.binary_focal)
-
     def __init__(self, gamma: float = 2.0, alpha: float | None = 0.25):
         self.gamma = v.positive_scalar(gamma, "gamma", allow_zero=True)
         if alpha is not None:
@@ -659,6 +658,11 @@ class BinaryFocalLoss(_SigmoidLoss):
 
     def _column_params(self, n_cols):
         return np.full(n_cols, self.gamma), -1.0 if self.alpha is None else self.alpha
+
+    @property
+    def _kernel(self):
+        # the usual exponents take a kernel whose loop vectorises (no pow call in it)
+        return ew.binary_focal_int if self.gamma in SMALL_INT_EXPONENTS else ew.binary_focal
 
 
 class HuberLoss(_ElementwiseLoss):

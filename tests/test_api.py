@@ -11,6 +11,8 @@ from scipy.special import expit, log_softmax, softmax
 
 import nbloss
 from nbloss import _validation
+from nbloss._numerics import SMALL_INT_EXPONENTS
+from nbloss.kernels import elementwise as ew
 
 ALL_LOSSES = [
     nbloss.CrossEntropy(), nbloss.CrossEntropy(class_weight=[1.0, 2.0, 0.5], label_smoothing=0.1, ignore_index=1),
@@ -295,3 +297,40 @@ def test_softmax_chunked_loop_matches_the_row_loop(loss, dtype):
         bad_raw[row, 4] = np.nan
         with pytest.raises(ValueError, match=f"raw_prediction.*row {row}"):
             loss.gradient_hessian(y, bad_raw)
+
+
+@pytest.mark.parametrize("gamma", SMALL_INT_EXPONENTS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_binary_focal_integer_gamma_kernel_matches_the_pow_kernel(gamma, dtype):
+    """``BinaryFocalLoss`` with gamma 0, 1, 2 or 3 runs ``binary_focal_int`` (powers by selects, so its loop
+    vectorises), any other gamma ``binary_focal`` (``pow`` for non-integers).  For the small integers both
+    kernels must give the same bits: loss sums, per-element losses, gradients and Hessians, on saturating
+    and infinite logits, hard and soft targets, with and without weights, one column and several."""
+    assert nbloss.BinaryFocalLoss(gamma=gamma)._kernel is ew.binary_focal_int
+    assert nbloss.BinaryFocalLoss(gamma=gamma + 0.5)._kernel is ew.binary_focal
+    rng = np.random.default_rng(11)
+    edge = np.array([0.0, 1e-300, 1e-8, 17.0, 37.0, 709.0, 745.0, 1e4, np.inf])
+    z = np.concatenate([edge, -edge, rng.normal(scale=6.0, size=4000)])
+    y = np.concatenate([np.tile([0.0, 1.0, 0.3], 6), (rng.uniform(size=4000) < 0.3) * 1.0])
+    z, y = z.astype(dtype), y.astype(dtype)
+    # (store per-element losses, want the loss sum, the gradient, the Hessian): each loop the kernels compile
+    calls = [(False, False, True, True), (False, True, True, False), (False, True, False, False),
+             (True, True, True, True)]
+
+    def run(kernel, loss, prob, store, want_loss, want_grad, want_hess):
+        outs = [np.full(prob.raw.shape, np.nan, dtype) if w else loss._empty(prob)
+                for w in (store, want_grad, want_hess)]
+        _, args = loss._kernel_call(prob, 1.0, *outs, want_loss)
+        return kernel(*args)[0], outs
+
+    for alpha in (0.25, None):
+        loss = nbloss.BinaryFocalLoss(gamma=gamma, alpha=alpha)
+        weights = rng.uniform(0.0, 2.0, z.shape[0]).astype(dtype)
+        for yy, zz, sw in ((y, z, None), (y, z, weights), (y.reshape(-1, 2), z.reshape(-1, 2), None)):
+            prob = loss._prepare(yy, zz, sw)
+            for call in calls:
+                total_pow, outs_pow = run(ew.binary_focal, loss, prob, *call)
+                total_int, outs_int = run(ew.binary_focal_int, loss, prob, *call)
+                assert total_pow == total_int
+                for a, b in zip(outs_pow, outs_int):
+                    np.testing.assert_array_equal(a, b)

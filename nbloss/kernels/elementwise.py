@@ -25,7 +25,7 @@ from numba import njit, prange
 from .._numerics import block_bounds, n_blocks, ordered_sum, weighted
 from . import renamed_copy
 from .regression import huber_element, pseudo_huber_element, squared_error_element
-from .sigmoid import bce_element, binary_focal_element
+from .sigmoid import bce_element, binary_focal_element, binary_focal_int_element
 
 _inline = njit(inline="always", cache=True)
 
@@ -180,6 +180,7 @@ def _kernel_for(name, element):
 
 bce = _kernel_for("bce", bce_element)
 binary_focal = _kernel_for("binary_focal", binary_focal_element)
+binary_focal_int = _kernel_for("binary_focal_int", binary_focal_int_element)  # gamma in SMALL_INT_EXPONENTS
 huber = _kernel_for("huber", huber_element)
 pseudo_huber = _kernel_for("pseudo_huber", pseudo_huber_element)
 squared_error = _kernel_for("squared_error", squared_error_element)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from numba import njit, prange
 
-from .._numerics import focal_power, sigmoid_pair, softplus_pair, weighted
+from .._numerics import focal_power, sigmoid_pair, small_int_power, softplus_pair, weighted
 
 _inline = njit(forceinline=True, error_model="numpy", cache=True)
 
@@ -39,6 +39,18 @@ def bce_element(y, z, pos_weight, unused, want_loss):
 
 @_inline
 def binary_focal_element(y, z, gamma, alpha, want_loss):
+    """Binary focal loss for any ``gamma >= 0`` (``v^gamma`` by ``pow`` unless a small integer)."""
+    return _binary_focal(y, z, gamma, alpha, focal_power)
+
+
+@_inline
+def binary_focal_int_element(y, z, gamma, alpha, want_loss):
+    """Binary focal loss for ``gamma`` in ``SMALL_INT_EXPONENTS`` only: no call, so it vectorises."""
+    return _binary_focal(y, z, gamma, alpha, small_int_power)
+
+
+@_inline
+def _binary_focal(y, z, gamma, alpha, power):
     """torchvision's ``sigmoid_focal_loss``: ``alpha_t v^gamma ce``.
 
     ``ce`` is the BCE above (no ``pos_weight``), ``v = 1 - p_t = y sigmoid(-z)
@@ -54,7 +66,7 @@ def binary_focal_element(y, z, gamma, alpha, want_loss):
 
     Writing ``v^(gamma - k)`` as ``v^gamma R^k / s^k`` keeps every term finite
     as ``v -> 0`` for any ``gamma >= 0``.  The derivatives need ``ce``, so
-    ``want_loss`` changes nothing here.
+    the loss is always computed.  ``power(v, gamma)`` is ``v ** gamma``.
     """
     y = float(y)
     neg = 1.0 - y
@@ -63,7 +75,7 @@ def binary_focal_element(y, z, gamma, alpha, want_loss):
     ce = weighted(y, sp_neg) + weighted(neg, sp_pos)
     v = y * sig_neg + neg * sig
     alpha_t = 1.0 if alpha < 0.0 else alpha * y + (1.0 - alpha) * neg
-    scale = alpha_t * focal_power(v, gamma)
+    scale = alpha_t * power(v, gamma)
     ratio = (1.0 - 2.0 * y) * curv / v if v > 0.0 else 0.0
     diff = neg * sig - y * sig_neg
     loss = weighted(scale, ce)
