@@ -118,18 +118,18 @@ def _rest_of(s_rest, e_y):
 
 
 @_inline
-def _softmax_terms(i, src, inv_s, s_rest, scale, grad_out, hess_out, want_grad, want_hess):
+def _softmax_terms(i, src, inv_s, s_rest, scale, offset_scale, offset, grad_out, hess_out, want_grad, want_hess):
     """The terms every softmax kernel shares, for row ``i`` with ``p_j = src[j] / S`` (``src`` the
-    row's stored ``e_j``, in an output row): Hessian ``scale p_j (1 - p_j)`` and the gradient's
-    ``scale p_j``, from which the caller subtracts its target coefficients.  Reading ``src[j]``
-    before writing index ``j`` keeps an output row usable as ``src``."""
+    row's stored ``e_j``): Hessian ``scale p_j (1 - p_j)`` and gradient ``scale p_j - offset_scale
+    offset[j]`` (a zero ``offset_scale`` with a finite ``offset`` subtracts an exact 0).  Reading
+    ``src[j]`` before writing index ``j`` keeps an output row usable as ``src``."""
     for j in range(src.shape[0]):
         e_j = src[j]
         p = e_j * inv_s
         if want_hess:
             hess_out[i, j] = scale * p * _one_minus_p(e_j, p, s_rest, inv_s)
         if want_grad:
-            grad_out[i, j] = scale * p
+            grad_out[i, j] = scale * p - offset_scale * offset[j]
 
 
 @_inline
@@ -330,8 +330,9 @@ def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, tar
                     lb[i] = row_loss
             if want_grad or want_hess:
                 inv_s = 1.0 / (1.0 + s_rest)
-                _softmax_terms(i, gb[i] if want_grad else hb[i], inv_s, s_rest, grad_scale * c_total, gb, hb,
-                               want_grad, want_hess)
+                # the target coefficients depend on q, so they are subtracted in the loop below
+                _softmax_terms(i, gb[i] if want_grad else hb[i], inv_s, s_rest, grad_scale * c_total, 0.0,
+                               class_weight, gb, hb, want_grad, want_hess)
                 if want_grad:
                     for j in range(n_classes):
                         gb[i, j] -= grad_scale * s * class_weight[j] * (keep * float(q[j]) + spread)
@@ -367,15 +368,8 @@ def cross_entropy_row(params, i, z, m, e, y, s_rest, s, grad_scale, grad_out, he
         c_total = a + s * smooth_total
         inv_s = 1.0 / (1.0 + s_rest)
         g_y = grad_scale * (s * smooth_rest[y] - c_total * (_rest_of(s_rest, e[y]) * inv_s))
-        scale = grad_scale * c_total
-        smooth_scale = grad_scale * s
-        for j in range(e.shape[0]):
-            e_j = e[j]
-            p = e_j * inv_s
-            if want_hess:
-                hess_out[i, j] = scale * p * _one_minus_p(e_j, p, s_rest, inv_s)
-            if want_grad:
-                grad_out[i, j] = scale * p - smooth_scale * smooth_w[j]
+        _softmax_terms(i, e, inv_s, s_rest, grad_scale * c_total, grad_scale * s, smooth_w, grad_out, hess_out,
+                       want_grad, want_hess)
         if want_grad:
             grad_out[i, y] = g_y
     return row_loss
@@ -549,6 +543,7 @@ def softmax(raw, out):
     n = raw.shape[0]
     nb = n_blocks(n)
     bad_raw = n
+    no_offset = np.zeros(raw.shape[1])
     for b in prange(nb):
         lo, hi = block_bounds(b, n, nb)
         rows = raw[lo:hi]
@@ -559,7 +554,7 @@ def softmax(raw, out):
             s_rest = _row_exp_store(z, m, ob[i])
             if s_rest != s_rest:
                 bad_raw = min(bad_raw, lo + i)
-            _softmax_terms(i, ob[i], 1.0 / (1.0 + s_rest), s_rest, 1.0, ob, ob, True, False)
+            _softmax_terms(i, ob[i], 1.0 / (1.0 + s_rest), s_rest, 1.0, 0.0, no_offset, ob, ob, True, False)
     return bad_raw
 
 
