@@ -469,7 +469,9 @@ class FocalLoss(_SoftmaxLoss):
         return np.ones(k) if self.alpha is None else v.per_class_vector(self.alpha, "alpha", k)
 
     def _kernel_call(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
-        return sm.focal_labels, (prob.target, prob.raw, prob.sample_weight, (prob.class_weight, float(self.gamma)),
+        # the usual exponents take a kernel whose power needs no pow_unit (see focal_int_stats)
+        kernel = sm.focal_int_labels if self.gamma in SMALL_INT_EXPONENTS else sm.focal_labels
+        return kernel, (prob.target, prob.raw, prob.sample_weight, (prob.class_weight, float(self.gamma)),
                                  *self._ignore(), grad_scale, loss_out, grad_out, hess_out, want_loss,
                                  grad_out.shape[0] > 0, hess_out.shape[0] > 0)
 

@@ -13,6 +13,7 @@ import nbloss
 from nbloss import _validation
 from nbloss._numerics import SMALL_INT_EXPONENTS
 from nbloss.kernels import elementwise as ew
+from nbloss.kernels import softmax as sm
 
 ALL_LOSSES = [
     nbloss.CrossEntropy(), nbloss.CrossEntropy(class_weight=[1.0, 2.0, 0.5], label_smoothing=0.1, ignore_index=1),
@@ -297,6 +298,48 @@ def test_softmax_chunked_loop_matches_the_row_loop(loss, dtype):
         bad_raw[row, 4] = np.nan
         with pytest.raises(ValueError, match=f"raw_prediction.*row {row}"):
             loss.gradient_hessian(y, bad_raw)
+
+
+@pytest.mark.parametrize("gamma", SMALL_INT_EXPONENTS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_softmax_focal_integer_gamma_kernel_matches_the_general_kernel(gamma, dtype):
+    """``FocalLoss`` with gamma 0, 1, 2 or 3 runs ``focal_int_labels`` (``(1 - p_y)^gamma`` by selects),
+    any other gamma ``focal_labels`` (``pow_unit`` for non-integers).  For the small integers both must
+    give the same bits in every loop they compile (chunked and row-at-a-time, each output set), on
+    infinite, saturating and tied rows, ignored rows, with class weights and sample weights."""
+    rng = np.random.default_rng(13)
+    n, k = 3_001, 6
+    raw = rng.normal(scale=5.0, size=(n, k))
+    raw[0] = np.inf
+    raw[1, 2] = -np.inf
+    raw[2] = [1e4, -1e4, 0.0, 1e4, 3.0, -745.0]
+    raw[3] = 7.0
+    raw = raw.astype(dtype)
+    y = rng.integers(0, k, n)
+    y[::41] = -1
+    # (store per-row losses, want the loss sum, the gradient, the Hessian): each loop the kernels compile
+    calls = [(False, False, True, True), (False, True, True, False), (False, True, False, False),
+             (True, True, True, True)]
+
+    def run(kernel, loss, prob, store, want_loss, want_grad, want_hess):
+        outs = [np.full(prob.raw.shape[:1], np.nan, dtype) if store else loss._empty(prob, loss_shaped=True)]
+        outs += [np.full(prob.raw.shape, np.nan, dtype) if w else loss._empty(prob) for w in (want_grad, want_hess)]
+        chosen, args = loss._kernel_call(prob, 1.0, *outs, want_loss)
+        return chosen, kernel(*args), outs
+
+    for alpha in (None, [0.25, 1.0, 2.0, 1.0, 0.5, 3.0]):
+        loss = nbloss.FocalLoss(gamma=gamma, alpha=alpha, ignore_index=-1)
+        for sw in (None, rng.uniform(0.0, 2.0, n)):
+            prob = loss._prepare(y, raw, sw)
+            for call in calls:
+                chosen, result_general, outs_general = run(sm.focal_labels, loss, prob, *call)
+                _, result_int, outs_int = run(sm.focal_int_labels, loss, prob, *call)
+                assert chosen is sm.focal_int_labels
+                assert result_general == result_int
+                for a, b in zip(outs_general, outs_int):
+                    np.testing.assert_array_equal(a, b)
+    general = nbloss.FocalLoss(gamma=gamma + 0.5, ignore_index=-1)
+    assert run(sm.focal_labels, general, general._prepare(y, raw, None), *calls[0])[0] is sm.focal_labels
 
 
 @pytest.mark.parametrize("gamma", SMALL_INT_EXPONENTS)

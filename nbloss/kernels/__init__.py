@@ -1,7 +1,8 @@
 """Numba kernels, one module per loss family.
 
-Every kernel is ``parallel=True`` over rows, ``cache=True``, one fused pass
-(loss, gradient and Hessian of a row computed together), and takes already
+Every kernel is :data:`parallel_kernel` (``prange`` over rows, cached, NumPy's
+error model), one fused pass (loss, gradient and Hessian of a row computed
+together), and takes already
 validated, C-contiguous arrays from :mod:`nbloss._validation`.  Inputs a kernel
 can check for free while it reads them (NaN logits, out-of-range labels,
 targets outside [0, 1]) are checked there and reported as the first bad row
@@ -25,6 +26,14 @@ from numba import njit
 from numba.np.ufunc.parallel import _launch_threads
 
 _SERIAL: dict = {}
+
+# Every kernel: rows in ``prange``, cached on disk, and NumPy's error model.  Under
+# Python's, each float division checks its divisor to raise ZeroDivisionError, and
+# that branch keeps LLVM from vectorising the loop (a loop of ``log1p_nonneg``:
+# 9.5 ns an element with the check, 1.4 ns without).  Kernels report bad input
+# through the rows they return, and their divisors are never zero.
+_KERNEL_OPTIONS = {"cache": True, "error_model": "numpy"}
+parallel_kernel = njit(parallel=True, **_KERNEL_OPTIONS)
 
 
 def renamed_copy(func, name: str, bindings: dict | None = None):
@@ -58,5 +67,5 @@ def serial(kernel):
     twin = _SERIAL.get(kernel)
     if twin is None:
         f = kernel.py_func
-        twin = _SERIAL.setdefault(kernel, njit(cache=True)(renamed_copy(f, f.__name__ + "_serial")))
+        twin = _SERIAL.setdefault(kernel, njit(**_KERNEL_OPTIONS)(renamed_copy(f, f.__name__ + "_serial")))
     return twin

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._numerics import block_bounds, n_blocks, ordered_sum, weighted
-from . import renamed_copy
+from . import parallel_kernel, renamed_copy
 from .regression import huber_element, pseudo_huber_element, squared_error_element
 from .sigmoid import bce_element, binary_focal_element, binary_focal_int_element
 
@@ -175,7 +175,7 @@ def _kernel(targets, raw, sample_weight, col_param, extra, target_lo, target_hi,
 
 
 def _kernel_for(name, element):
-    return njit(parallel=True, cache=True)(renamed_copy(_kernel, name, {"ELEMENT": element}))
+    return parallel_kernel(renamed_copy(_kernel, name, {"ELEMENT": element}))
 
 
 bce = _kernel_for("bce", bce_element)

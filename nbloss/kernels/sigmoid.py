@@ -12,6 +12,7 @@ from __future__ import annotations
 from numba import njit, prange
 
 from .._numerics import focal_power, sigmoid_pair, small_int_power, softplus_pair, weighted
+from . import parallel_kernel
 
 _inline = njit(forceinline=True, error_model="numpy", cache=True)
 
@@ -86,7 +87,7 @@ def _binary_focal(y, z, gamma, alpha, power):
     return loss, grad, hess
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel
 def sigmoid(raw, out):
     """``out = sigmoid(raw)`` for (n, L) arrays.  Returns the first row holding a NaN."""
     n, n_cols = raw.shape

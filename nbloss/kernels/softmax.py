@@ -4,9 +4,12 @@ softmax focal loss.
 Shapes: ``raw`` (n, K); ``labels`` (n,) int64; ``targets`` (n, K);
 per-class arrays (K,) float64; ``loss_out`` (n,) or (0,);
 ``grad_out``/``hess_out`` (n, K) or (0, K).  The kernels with class labels
-(``cross_entropy_labels``, ``focal_labels``) are copies of one body,
-``_labelled_kernel``, each bound to its row formula (``cross_entropy_row``,
-``focal_row``) and taking that formula's parameters as one tuple.
+(``cross_entropy_labels``, ``focal_labels``, ``focal_int_labels``) are copies
+of one body, ``_labelled_kernel``, each bound to its row formula and row
+statistics (``cross_entropy_row`` and ``cross_entropy_stats``, ``focal_row``
+and ``focal_stats`` or ``focal_int_stats``) and taking their parameters as
+one tuple.  The statistics give a row's ``log S`` and the formula's factor
+of ``1 - p_y``; the formula gives the row's loss and writes its derivatives.
 
 Numerics of a row ``z`` with maximum ``m``: ``e_k = exp(z_k - m)``, ``S = 1 +
 S'`` with ``S'`` the sum of every ``e_k`` but one maximum's (an exact 1), formed
@@ -21,8 +24,6 @@ no mispredicted branches and the loops over a row vectorise.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import get_thread_id, njit, prange
 
@@ -30,8 +31,18 @@ from numba import get_thread_id, njit, prange
 # (it is treated as a dynamic global); the intrinsic caches
 from numba.np.ufunc.parallel import _iget_num_threads
 
-from .._numerics import block_bounds, exp_nonpos, focal_power, n_blocks, ordered_sum, shifted, weighted
-from . import renamed_copy
+from .._numerics import (
+    block_bounds,
+    exp_nonpos,
+    focal_power,
+    log1p_nonneg,
+    n_blocks,
+    ordered_sum,
+    shifted,
+    small_int_power,
+    weighted,
+)
+from . import parallel_kernel, renamed_copy
 
 _inline = njit(inline="always", cache=True)
 # Per-row loss formulas, passed to the shared loops: LLVM inlines them (Numba's
@@ -182,19 +193,34 @@ def _labelled_row(i, z, y, n_classes, has_ignore, ignore_index, loss_out, grad_o
 # each row's maximum and stores its shifted logits in a float64 scratch, one
 # flat loop exponentiates the chunk's ``_ROWS * K`` values (LLVM vectorises it;
 # a row of K = 10 is too short to vectorise well), and a last pass per row
-# forms both derivatives.  Its flags are constants, so no loop branches on
-# them.  Every other call takes the row-at-a-time loop.  The scratch is one
-# chunk per thread (``get_thread_id``), not per block, so a call allocates
-# ``threads * _ROWS * K`` float64, not a per-block buffer.
+# forms both derivatives.  For focal, in between, one more flat loop over the
+# chunk's rows forms each row's ``log S`` and ``(1 - p_y)^gamma`` (see
+# ``focal_stats``), vectorised across rows: inline in each row, the dependent
+# chain of a logarithm's operations was no faster than libm's call.  Softmax
+# focal ``gradient_hessian``, n = 1e6, K = 10, float64: gamma 2 took 32 ms with
+# libm's ``log1p`` per row, 34 ms with ``log1p_nonneg`` per row, 23 ms with
+# this loop; gamma 1.5 took 37 ms with the power per row, 27 ms with it in
+# this loop.  Its flags are constants, so no loop branches on them.  Every other call takes the row-at-a-time loop.  The
+# scratch is one chunk per thread (``get_thread_id``), not per block, so a
+# call allocates ``threads * _ROWS * (K + 4)`` float64, not a per-block buffer.
 _ROWS = 32
+# rows of the per-row statistics scratch: the maximum ``m``, ``S'``, ``log S`` and the formula's factor
+_MAX, _REST, _LOG, _FACTOR = 0, 1, 2, 3
 
 
 @_inline
 def _chunk_scratch(n_classes, chunked):
-    """Per thread, one chunk's exponentials, row maxima and counted flags (empty when not ``chunked``)."""
+    """Per thread, one chunk's exponentials, row statistics and counted flags (empty when not ``chunked``)."""
     threads = _iget_num_threads()
     rows = _ROWS if chunked else 0
-    return np.empty((threads, rows * n_classes)), np.empty((threads, rows)), np.empty((threads, rows), np.bool_)
+    return (np.empty((threads, rows * n_classes)), np.empty((threads, 4, rows)),
+            np.empty((threads, rows), np.bool_))
+
+
+@_inline
+def _one_minus_p_y(s_rest, e_y):
+    """``1 - p_y = rest_y / S`` (see :func:`_rest_of`), as every formula forms it."""
+    return _rest_of(s_rest, e_y) * (1.0 / (1.0 + s_rest))
 
 
 @_inline
@@ -249,7 +275,7 @@ def _chunk_row_sum(e, counted, gb_i, hb_i):
     return s_rest
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel
 def label_weight_total(labels, sample_weight, class_weight, has_ignore, ignore_index):
     """Total weight ``sum_i s_i * w[y_i]`` over counted rows; validates labels.
 
@@ -278,7 +304,7 @@ def label_weight_total(labels, sample_weight, class_weight, has_ignore, ignore_i
     return ordered_sum(partial), bad
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel
 def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, target_tol,
                        grad_scale, loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
     """Cross-entropy with soft targets (rows of class probabilities).
@@ -324,7 +350,7 @@ def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, tar
             if not q_ok or abs(q_sum - 1.0) > target_tol:
                 bad_target = min(bad_target, lo + i)
             if want_loss:
-                row_loss = weighted(c_total, math.log1p(s_rest)) + linear
+                row_loss = weighted(c_total, log1p_nonneg(s_rest)) + linear
                 acc += row_loss
                 if store_loss:
                     lb[i] = row_loss
@@ -341,7 +367,14 @@ def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, tar
 
 
 @_row_formula
-def cross_entropy_row(params, i, z, m, e, y, s_rest, s, grad_scale, grad_out, hess_out,
+def cross_entropy_stats(params, s_rest, u, want_loss):
+    """A row's ``(log S, factor)`` for the row formula, from ``S'`` and ``u = 1 - p_y``: cross-entropy
+    needs ``log S`` for its loss only, and has no factor."""
+    return log1p_nonneg(s_rest) if want_loss else 0.0, 1.0
+
+
+@_row_formula
+def cross_entropy_row(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, grad_out, hess_out,
                       want_loss, want_grad, want_hess):
     """Cross-entropy with a class label, class weights and label smoothing, on row ``i``.
 
@@ -359,7 +392,6 @@ def cross_entropy_row(params, i, z, m, e, y, s_rest, s, grad_scale, grad_out, he
     a = s * main_w[y]
     row_loss = 0.0
     if want_loss:
-        log_s = math.log1p(s_rest)
         row_loss = weighted(a, log_s - shifted(z[y], m))
         if smooth_total > 0.0:
             for k in range(z.shape[0]):
@@ -367,7 +399,7 @@ def cross_entropy_row(params, i, z, m, e, y, s_rest, s, grad_scale, grad_out, he
     if want_grad or want_hess:
         c_total = a + s * smooth_total
         inv_s = 1.0 / (1.0 + s_rest)
-        g_y = grad_scale * (s * smooth_rest[y] - c_total * (_rest_of(s_rest, e[y]) * inv_s))
+        g_y = grad_scale * (s * smooth_rest[y] - c_total * _one_minus_p_y(s_rest, e[y]))
         _softmax_terms(i, e, inv_s, s_rest, grad_scale * c_total, grad_scale * s, smooth_w, grad_out, hess_out,
                        want_grad, want_hess)
         if want_grad:
@@ -376,8 +408,26 @@ def cross_entropy_row(params, i, z, m, e, y, s_rest, s, grad_scale, grad_out, he
 
 
 @_row_formula
-def focal_row(params, i, z, m, e, y, s_rest, s, grad_scale, grad_out, hess_out, want_loss, want_grad, want_hess):
-    """Softmax focal loss ``-alpha_y (1 - p_y)^gamma log p_y`` on row ``i``; ``params = (alpha, gamma)``.
+def focal_stats(params, s_rest, u, want_loss):
+    """``(log S, u^gamma)``: focal needs both for its loss and its derivatives."""
+    return log1p_nonneg(s_rest), focal_power(u, params[1])
+
+
+@_row_formula
+def focal_int_stats(params, s_rest, u, want_loss):
+    """:func:`focal_stats` for ``gamma`` in ``SMALL_INT_EXPONENTS`` only (the same bits): the power by selects.
+
+    In the chunk's vectorised loop over rows, :func:`focal_power`'s branches become selects, so
+    every row paid for :func:`pow_unit` too (softmax focal ``gradient_hessian`` at K = 10:
+    about 2.5 ms more than this at n = 1e6)."""
+    return log1p_nonneg(s_rest), small_int_power(u, params[1])
+
+
+@_row_formula
+def focal_row(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, grad_out, hess_out,
+              want_loss, want_grad, want_hess):
+    """Softmax focal loss ``-alpha_y (1 - p_y)^gamma log p_y`` on row ``i``; ``params = (alpha, gamma)``,
+    ``factor = (1 - p_y)^gamma`` from :func:`focal_stats`.
 
     With ``p = p_y``, ``u = 1 - p``, ``L = -log p``, ``rho = L / u`` and
     ``q = p rho`` (all finite in the limits ``p -> 0`` and ``p -> 1``, where
@@ -397,13 +447,13 @@ def focal_row(params, i, z, m, e, y, s_rest, s, grad_scale, grad_out, hess_out, 
     """
     alpha, gamma = params
     d_y = shifted(z[y], m)
-    nll = math.log1p(s_rest) - d_y
+    nll = log_s - d_y
     inv_s = 1.0 / (1.0 + s_rest)
     e_y = e[y] if want_grad or want_hess else exp_nonpos(d_y)
     rest_y = _rest_of(s_rest, e_y)
     p_y = e_y * inv_s
     u = rest_y * inv_s
-    a_u = s * alpha[y] * focal_power(u, gamma)
+    a_u = s * alpha[y] * factor
     row_loss = weighted(a_u, nll) if want_loss else 0.0
     if want_grad or want_hess:
         rho = nll / u if u > 0.0 else 1.0
@@ -429,7 +479,7 @@ def focal_row(params, i, z, m, e, y, s_rest, s, grad_scale, grad_out, hess_out, 
 
 
 @_inline
-def _row_block(row_formula, params, rows, lab, sb, has_sw, has_ignore, ignore_index, grad_scale, lb, gb, hb,
+def _row_block(row_formula, row_stats, params, rows, lab, sb, has_sw, has_ignore, ignore_index, grad_scale, lb, gb, hb,
                store_loss, want_loss, want_grad, want_hess):
     """One block a row at a time, any outputs.  Returns ``(loss_sum, first_bad_label, first_bad_raw)``,
     the rows as offsets in the block (``rows.shape[0]`` meaning none)."""
@@ -451,7 +501,9 @@ def _row_block(row_formula, params, rows, lab, sb, has_sw, has_ignore, ignore_in
         s = float(sb[i]) if has_sw else 1.0
         # the row's exponentials, stored in an output row by _labelled_row (z, unread, when none is wanted)
         e = gb[i] if want_grad else hb[i] if want_hess else z
-        row_loss = row_formula(params, i, z, m, e, y, s_rest, s, grad_scale, gb, hb,
+        e_y = e[y] if want_grad or want_hess else exp_nonpos(shifted(z[y], m))
+        log_s, factor = row_stats(params, s_rest, _one_minus_p_y(s_rest, e_y), want_loss)
+        row_loss = row_formula(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, gb, hb,
                                want_loss, want_grad, want_hess)
         acc += row_loss
         if store_loss:
@@ -460,14 +512,17 @@ def _row_block(row_formula, params, rows, lab, sb, has_sw, has_ignore, ignore_in
 
 
 @_inline
-def _chunked_gh_block(row_formula, params, rows, lab, sb, has_sw, has_ignore, ignore_index, grad_scale, gb, hb,
-                      exps, row_max, row_counted):
+def _chunked_gh_block(row_formula, row_stats, stats_across_rows, params, rows, lab, sb, has_sw, has_ignore,
+                      ignore_index, grad_scale, gb, hb, exps, stats, row_counted):
     """One block's gradient and Hessian, a chunk of rows at a time (see ``_ROWS``).
 
-    ``exps``, ``row_max`` and ``row_counted`` are this thread's scratch.  The
-    same formulas as :func:`_row_block`, so for float64 the same bits; for
-    float32 the exponentials here stay float64 instead of being rounded into
-    an output row.  Returns ``(first_bad_label, first_bad_raw)`` as in
+    ``exps``, ``stats`` and ``row_counted`` are this thread's scratch.
+    ``stats_across_rows`` (a constant) says whether ``row_stats`` runs in a
+    loop over the chunk's rows (for a logarithm or power) or inline in each
+    row (cross-entropy's constants: that loop's stores alone cost it about a tenth).
+    The same formulas as :func:`_row_block`, so for float64 the same bits;
+    for float32 the exponentials here stay float64 instead of being rounded
+    into an output row.  Returns ``(first_bad_label, first_bad_raw)`` as in
     :func:`_row_block`.
     """
     count, n_classes = rows.shape
@@ -476,23 +531,43 @@ def _chunked_gh_block(row_formula, params, rows, lab, sb, has_sw, has_ignore, ig
     for c_lo in range(0, count, _ROWS):
         c_hi = min(c_lo + _ROWS, count)
         first_label = min(first_label, _shift_exp_chunk(rows, lab, c_lo, c_hi, n_classes, has_ignore, ignore_index,
-                                                        exps, row_max, row_counted))
+                                                        exps, stats[_MAX], row_counted))
         for i in range(c_lo, c_hi):
-            counted = row_counted[i - c_lo]
-            e = exps[(i - c_lo) * n_classes:(i - c_lo + 1) * n_classes]
-            s_rest = _chunk_row_sum(e, counted, gb[i], hb[i])
+            r = i - c_lo
+            e = exps[r * n_classes:(r + 1) * n_classes]
+            s_rest = _chunk_row_sum(e, row_counted[r], gb[i], hb[i])
             if s_rest != s_rest:
                 first_raw = min(first_raw, i)
-            if counted:
+            stats[_REST, r] = s_rest
+            if stats_across_rows:
+                # e_y, for the loop below (a row not counted may hold a bad label, which must not index)
+                stats[_FACTOR, r] = e[lab[i]] if row_counted[r] else 0.0
+        if stats_across_rows:
+            rests = stats[_REST, :c_hi - c_lo]
+            logs = stats[_LOG]
+            factors = stats[_FACTOR]
+            for r in range(rests.shape[0]):
+                logs[r], factors[r] = row_stats(params, rests[r], _one_minus_p_y(rests[r], factors[r]), False)
+        for i in range(c_lo, c_hi):
+            r = i - c_lo
+            if row_counted[r]:
+                e = exps[r * n_classes:(r + 1) * n_classes]
+                y = lab[i]
+                s_rest = stats[_REST, r]
+                if stats_across_rows:
+                    log_s, factor = stats[_LOG, r], stats[_FACTOR, r]
+                else:
+                    log_s, factor = row_stats(params, s_rest, _one_minus_p_y(s_rest, e[y]), False)
                 s = float(sb[i]) if has_sw else 1.0
-                row_formula(params, i, rows[i], row_max[i - c_lo], e, lab[i], s_rest, s, grad_scale, gb, hb,
+                row_formula(params, i, rows[i], stats[_MAX, r], e, y, s_rest, log_s, factor, s, grad_scale, gb, hb,
                             False, True, True)
     return first_label, first_raw
 
 
 def _labelled_kernel(labels, raw, sample_weight, params, has_ignore, ignore_index, grad_scale,
                      loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
-    """The body of every kernel with class labels; each loss's copy binds ``ROW_FORMULA``.
+    """The body of every kernel with class labels; each loss's copy binds ``ROW_FORMULA``,
+    ``ROW_STATS`` and ``STATS_ACROSS_ROWS`` (see :func:`_chunked_gh_block`).
 
     ``params`` is the formula's parameter tuple.  Returns ``(loss_sum,
     first_bad_label, first_bad_raw)``.  The gradient-and-Hessian call takes
@@ -503,7 +578,7 @@ def _labelled_kernel(labels, raw, sample_weight, params, has_ignore, ignore_inde
     store_loss = loss_out.shape[0] > 0
     chunked = want_grad and want_hess and not want_loss
     nb = n_blocks(n)
-    exps, row_max, row_counted = _chunk_scratch(n_classes, chunked)
+    exps, stats, row_counted = _chunk_scratch(n_classes, chunked)
     partial = np.zeros(nb)
     # each block's first bad label and raw row, combined after the loop: a prange min reduction fed from
     # these branches trips Numba's reduction analysis ("unexpected cycle in lookup()")
@@ -516,11 +591,12 @@ def _labelled_kernel(labels, raw, sample_weight, params, has_ignore, ignore_inde
         if chunked:
             acc = 0.0
             t = get_thread_id()
-            first_label, first_raw = _chunked_gh_block(ROW_FORMULA, params, rows, lab, sb, has_sw,  # noqa: F821
-                                                       has_ignore, ignore_index, grad_scale, gb, hb, exps[t],
-                                                       row_max[t], row_counted[t])
+            first_label, first_raw = _chunked_gh_block(ROW_FORMULA, ROW_STATS,  # noqa: F821
+                                                       STATS_ACROSS_ROWS, params, rows, lab, sb,  # noqa: F821
+                                                       has_sw, has_ignore, ignore_index, grad_scale, gb, hb,
+                                                       exps[t], stats[t], row_counted[t])
         else:
-            acc, first_label, first_raw = _row_block(ROW_FORMULA, params, rows, lab, sb, has_sw,  # noqa: F821
+            acc, first_label, first_raw = _row_block(ROW_FORMULA, ROW_STATS, params, rows, lab, sb, has_sw,  # noqa: F821
                                                      has_ignore, ignore_index, grad_scale, lb, gb, hb, store_loss,
                                                      want_loss, want_grad, want_hess)
         partial[b] = acc
@@ -529,15 +605,18 @@ def _labelled_kernel(labels, raw, sample_weight, params, has_ignore, ignore_inde
     return ordered_sum(partial), _column_min(first_bad, 0, n), _column_min(first_bad, 1, n)
 
 
-def _labelled_kernel_for(name, row_formula):
-    return njit(parallel=True, cache=True)(renamed_copy(_labelled_kernel, name, {"ROW_FORMULA": row_formula}))
+def _labelled_kernel_for(name, row_formula, row_stats, stats_across_rows):
+    bindings = {"ROW_FORMULA": row_formula, "ROW_STATS": row_stats, "STATS_ACROSS_ROWS": stats_across_rows}
+    return parallel_kernel(renamed_copy(_labelled_kernel, name, bindings))
 
 
-cross_entropy_labels = _labelled_kernel_for("cross_entropy_labels", cross_entropy_row)
-focal_labels = _labelled_kernel_for("focal_labels", focal_row)
+cross_entropy_labels = _labelled_kernel_for("cross_entropy_labels", cross_entropy_row, cross_entropy_stats, False)
+focal_labels = _labelled_kernel_for("focal_labels", focal_row, focal_stats, True)
+# for gamma in SMALL_INT_EXPONENTS
+focal_int_labels = _labelled_kernel_for("focal_int_labels", focal_row, focal_int_stats, True)
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel
 def softmax(raw, out):
     """``out = softmax(raw)`` row-wise.  Returns the first row holding a NaN (n if none)."""
     n = raw.shape[0]
@@ -558,7 +637,7 @@ def softmax(raw, out):
     return bad_raw
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel
 def hessian_product(proba, row_weight, v, out):
     """``out_i = r_i (diag(p_i) - p_i p_i^T) v_i`` row-wise: the full (not diagonal) Hessian of
     softmax cross-entropy in the logits times ``v``, for Newton solvers.  Shapes: ``proba``, ``v``,
