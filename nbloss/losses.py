@@ -218,6 +218,13 @@ class _Loss:
     __hash__ = None
 
 
+def _focal_kernel(gamma: float, int_kernel, general_kernel):
+    """The focal kernel for ``gamma``: the usual exponents (``SMALL_INT_EXPONENTS``) take the one whose
+    power is products chosen by selects, since in a vectorised loop the general one also evaluates
+    ``pow_unit`` for them (same bits either way, tested)."""
+    return int_kernel if gamma in SMALL_INT_EXPONENTS else general_kernel
+
+
 def _minimise_constant(objective, start: np.ndarray) -> np.ndarray:
     """Minimise a smooth objective of a constant raw score (L-BFGS-B, tight tolerances)."""
     from scipy.optimize import minimize
@@ -469,11 +476,10 @@ class FocalLoss(_SoftmaxLoss):
         return np.ones(k) if self.alpha is None else v.per_class_vector(self.alpha, "alpha", k)
 
     def _kernel_call(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
-        # the usual exponents take a kernel whose power needs no pow_unit (see focal_int_stats)
-        kernel = sm.focal_int_labels if self.gamma in SMALL_INT_EXPONENTS else sm.focal_labels
+        kernel = _focal_kernel(self.gamma, sm.focal_int_labels, sm.focal_labels)
         return kernel, (prob.target, prob.raw, prob.sample_weight, (prob.class_weight, float(self.gamma)),
-                                 *self._ignore(), grad_scale, loss_out, grad_out, hess_out, want_loss,
-                                 grad_out.shape[0] > 0, hess_out.shape[0] > 0)
+                        *self._ignore(), grad_scale, loss_out, grad_out, hess_out, want_loss,
+                        grad_out.shape[0] > 0, hess_out.shape[0] > 0)
 
     def init_raw_prediction(self, y_true, sample_weight=None) -> np.ndarray:
         """Constant logits minimising the loss: ndarray of shape (K,), float64, zero mean.
@@ -663,8 +669,7 @@ class BinaryFocalLoss(_SigmoidLoss):
 
     @property
     def _kernel(self):
-        # the usual exponents take a kernel whose loop vectorises (no pow call in it)
-        return ew.binary_focal_int if self.gamma in SMALL_INT_EXPONENTS else ew.binary_focal
+        return _focal_kernel(self.gamma, ew.binary_focal_int, ew.binary_focal)
 
 
 class HuberLoss(_ElementwiseLoss):

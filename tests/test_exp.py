@@ -23,22 +23,20 @@ from numba import njit
 from nbloss._numerics import exp_nonpos, log1p_nonneg, log1p_unit, pow_unit
 
 
-@njit(cache=True)
-def _apply(x, out):
-    for i in range(x.shape[0]):
-        out[i] = exp_nonpos(x[i])
+def _elementwise(scalar_fn):
+    """A compiled loop ``out[i] = scalar_fn(x[i])``, the way the kernels call it."""
+
+    @njit
+    def apply(x, out):
+        for i in range(x.shape[0]):
+            out[i] = scalar_fn(x[i])
+
+    return apply
 
 
-@njit(cache=True)
-def _apply_log1p(x, out):
-    for i in range(x.shape[0]):
-        out[i] = log1p_unit(x[i])
-
-
-@njit(cache=True)
-def _apply_log1p_nonneg(x, out):
-    for i in range(x.shape[0]):
-        out[i] = log1p_nonneg(x[i])
+_apply = _elementwise(exp_nonpos)
+_apply_log1p = _elementwise(log1p_unit)
+_apply_log1p_nonneg = _elementwise(log1p_nonneg)
 
 
 @njit(cache=True)

@@ -200,9 +200,10 @@ def _labelled_row(i, z, y, n_classes, has_ignore, ignore_index, loss_out, grad_o
 # focal ``gradient_hessian``, n = 1e6, K = 10, float64: gamma 2 took 32 ms with
 # libm's ``log1p`` per row, 34 ms with ``log1p_nonneg`` per row, 23 ms with
 # this loop; gamma 1.5 took 37 ms with the power per row, 27 ms with it in
-# this loop.  Its flags are constants, so no loop branches on them.  Every other call takes the row-at-a-time loop.  The
-# scratch is one chunk per thread (``get_thread_id``), not per block, so a
-# call allocates ``threads * _ROWS * (K + 4)`` float64, not a per-block buffer.
+# this loop.  Its flags are constants, so no loop branches on them.  Every
+# other call takes the row-at-a-time loop.  The scratch is one chunk per thread
+# (``get_thread_id``), not per block, so a call allocates
+# ``threads * _ROWS * (K + 4)`` float64, not a per-block buffer.
 _ROWS = 32
 # rows of the per-row statistics scratch: the maximum ``m``, ``S'``, ``log S`` and the formula's factor
 _MAX, _REST, _LOG, _FACTOR = 0, 1, 2, 3
@@ -215,6 +216,13 @@ def _chunk_scratch(n_classes, chunked):
     rows = _ROWS if chunked else 0
     return (np.empty((threads, rows * n_classes)), np.empty((threads, 4, rows)),
             np.empty((threads, rows), np.bool_))
+
+
+@_inline
+def _label_exp(z, m, e, y, stored):
+    """``e_y = exp(z_y - m)``: read from the row's stored exponentials ``e`` when ``stored``
+    (a derivative is wanted), else computed (the loss alone stores none)."""
+    return e[y] if stored else exp_nonpos(shifted(z[y], m))
 
 
 @_inline
@@ -449,7 +457,7 @@ def focal_row(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, grad_
     d_y = shifted(z[y], m)
     nll = log_s - d_y
     inv_s = 1.0 / (1.0 + s_rest)
-    e_y = e[y] if want_grad or want_hess else exp_nonpos(d_y)
+    e_y = _label_exp(z, m, e, y, want_grad or want_hess)
     rest_y = _rest_of(s_rest, e_y)
     p_y = e_y * inv_s
     u = rest_y * inv_s
@@ -501,7 +509,7 @@ def _row_block(row_formula, row_stats, params, rows, lab, sb, has_sw, has_ignore
         s = float(sb[i]) if has_sw else 1.0
         # the row's exponentials, stored in an output row by _labelled_row (z, unread, when none is wanted)
         e = gb[i] if want_grad else hb[i] if want_hess else z
-        e_y = e[y] if want_grad or want_hess else exp_nonpos(shifted(z[y], m))
+        e_y = _label_exp(z, m, e, y, want_grad or want_hess)
         log_s, factor = row_stats(params, s_rest, _one_minus_p_y(s_rest, e_y), want_loss)
         row_loss = row_formula(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, gb, hb,
                                want_loss, want_grad, want_hess)
@@ -596,9 +604,9 @@ def _labelled_kernel(labels, raw, sample_weight, params, has_ignore, ignore_inde
                                                        has_sw, has_ignore, ignore_index, grad_scale, gb, hb,
                                                        exps[t], stats[t], row_counted[t])
         else:
-            acc, first_label, first_raw = _row_block(ROW_FORMULA, ROW_STATS, params, rows, lab, sb, has_sw,  # noqa: F821
-                                                     has_ignore, ignore_index, grad_scale, lb, gb, hb, store_loss,
-                                                     want_loss, want_grad, want_hess)
+            acc, first_label, first_raw = _row_block(ROW_FORMULA, ROW_STATS, params, rows, lab,  # noqa: F821
+                                                     sb, has_sw, has_ignore, ignore_index, grad_scale, lb, gb, hb,
+                                                     store_loss, want_loss, want_grad, want_hess)
         partial[b] = acc
         first_bad[b, 0] = lo + first_label if first_label < count else n
         first_bad[b, 1] = lo + first_raw if first_raw < count else n
