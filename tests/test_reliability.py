@@ -99,14 +99,13 @@ t1 = time.perf_counter()
 nbloss.CrossEntropy().gradient_hessian(y, raw)
 t_first = time.perf_counter() - t1
 # one kernel of each kind (a labelled softmax copy, soft targets, an element-wise copy, the sigmoid module's),
-# in both dtypes; that every other kernel caches is checked by the whole suite, which turns Numba's
-# "Cannot cache" warning into an error (pyproject.toml)
-for dtype in (np.float64, np.float32):
-    r = raw.astype(dtype)
-    nbloss.CrossEntropy().gradient_hessian(y, r)
-    nbloss.CrossEntropy().loss(rng.dirichlet(np.ones(4), 100).astype(dtype), r)
-    nbloss.BinaryCrossEntropy().gradient_hessian(np.zeros(100, dtype), r[:, 0])
-    nbloss.BinaryFocalLoss().predict_proba(r)
+# and a second signature of one of them (float32), which the second process must find in the same index;
+# that every other kernel caches is checked by the whole suite, which turns Numba's "Cannot cache" warning
+# into an error (pyproject.toml).  The first process compiles everything it calls, cold.
+nbloss.CrossEntropy().gradient_hessian(y, raw.astype(np.float32))
+nbloss.CrossEntropy().loss(rng.dirichlet(np.ones(4), 100), raw)
+nbloss.BinaryCrossEntropy().gradient_hessian(np.zeros(100), raw[:, 0])
+nbloss.BinaryFocalLoss().predict_proba(raw)
 kernels = [obj for mod in (elementwise, sigmoid, softmax) for obj in vars(mod).values()
            if hasattr(obj, "stats") and obj.targetoptions.get("parallel")]
 kernels = [k for k in kernels if k.signatures]  # the ones this probe used
