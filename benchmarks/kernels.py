@@ -65,6 +65,7 @@ from sklearn._loss.loss import HuberLoss as SkHuberLoss
 
 import nbloss
 from nbloss._numerics import exp_nonpos
+from nbloss.kernels import renamed_copy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from focal_reference import binary_focal_grad_hess, softmax_focal_grad_hess  # noqa: E402
@@ -89,29 +90,36 @@ def numpy_huber(y, z):
     return np.clip(r, -DELTA, DELTA), (np.abs(r) <= DELTA).astype(z.dtype)
 
 
-@njit(parallel=True, cache=True)
-def copy_floor(src, targets, out_a, out_b):
-    """Read ``src`` and ``targets``, write ``src`` to both outputs (flat arrays), over all threads."""
+@njit
+def _unchanged(x):
+    return x
+
+
+@njit
+def _exp_of_minus_abs(x):
+    return exp_nonpos(-abs(float(x)))
+
+
+def _floor_pass(src, targets, out_a, out_b):
+    """Read ``src`` and ``targets``, write ``ELEMENT(src[i])`` to both outputs (flat arrays), over all threads."""
     for i in prange(src.shape[0]):
-        out_a[i] = src[i]
-        out_b[i] = src[i]
+        value = ELEMENT(src[i])  # noqa: F821 - bound by _floor_for
+        out_a[i] = value
+        out_b[i] = value
     total = 0.0
     for i in prange(targets.shape[0]):
         total += targets[i]
     return total
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def exp_floor(src, targets, out_a, out_b):
-    """:func:`copy_floor` with one ``exp`` per element of ``src``."""
-    for i in prange(src.shape[0]):
-        e = exp_nonpos(-abs(float(src[i])))
-        out_a[i] = e
-        out_b[i] = e
-    total = 0.0
-    for i in prange(targets.shape[0]):
-        total += targets[i]
-    return total
+def _floor_for(name, element):
+    """:func:`_floor_pass` compiled with ``ELEMENT = element``, under a name of its own (its cache entry)."""
+    return njit(parallel=True, cache=True, error_model="numpy")(
+        renamed_copy(_floor_pass, name, {"ELEMENT": element}))
+
+
+copy_floor = _floor_for("copy_floor", _unchanged)
+exp_floor = _floor_for("exp_floor", _exp_of_minus_abs)
 
 
 def cases(quick: bool):

@@ -300,6 +300,12 @@ def test_softmax_chunked_loop_matches_the_row_loop(loss, dtype):
             loss.gradient_hessian(y, bad_raw)
 
 
+# (store per-row or per-element losses, want the loss sum, the gradient, the Hessian): each loop a
+# kernel compiles, for the integer-gamma focal kernels' comparisons with the general ones
+_EVERY_LOOP = [(False, False, True, True), (False, True, True, False), (False, True, False, False),
+               (True, True, True, True)]
+
+
 @pytest.mark.parametrize("gamma", SMALL_INT_EXPONENTS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_softmax_focal_integer_gamma_kernel_matches_the_general_kernel(gamma, dtype):
@@ -317,9 +323,6 @@ def test_softmax_focal_integer_gamma_kernel_matches_the_general_kernel(gamma, dt
     raw = raw.astype(dtype)
     y = rng.integers(0, k, n)
     y[::41] = -1
-    # (store per-row losses, want the loss sum, the gradient, the Hessian): each loop the kernels compile
-    calls = [(False, False, True, True), (False, True, True, False), (False, True, False, False),
-             (True, True, True, True)]
 
     def run(kernel, loss, prob, store, want_loss, want_grad, want_hess):
         outs = [np.full(prob.raw.shape[:1], np.nan, dtype) if store else loss._empty(prob, loss_shaped=True)]
@@ -331,7 +334,7 @@ def test_softmax_focal_integer_gamma_kernel_matches_the_general_kernel(gamma, dt
         loss = nbloss.FocalLoss(gamma=gamma, alpha=alpha, ignore_index=-1)
         for sw in (None, rng.uniform(0.0, 2.0, n)):
             prob = loss._prepare(y, raw, sw)
-            for call in calls:
+            for call in _EVERY_LOOP:
                 chosen, result_general, outs_general = run(sm.focal_labels, loss, prob, *call)
                 _, result_int, outs_int = run(sm.focal_int_labels, loss, prob, *call)
                 assert chosen is sm.focal_int_labels
@@ -339,14 +342,14 @@ def test_softmax_focal_integer_gamma_kernel_matches_the_general_kernel(gamma, dt
                 for a, b in zip(outs_general, outs_int):
                     np.testing.assert_array_equal(a, b)
     general = nbloss.FocalLoss(gamma=gamma + 0.5, ignore_index=-1)
-    assert run(sm.focal_labels, general, general._prepare(y, raw, None), *calls[0])[0] is sm.focal_labels
+    assert run(sm.focal_labels, general, general._prepare(y, raw, None), *_EVERY_LOOP[0])[0] is sm.focal_labels
 
 
 @pytest.mark.parametrize("gamma", SMALL_INT_EXPONENTS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_binary_focal_integer_gamma_kernel_matches_the_pow_kernel(gamma, dtype):
     """``BinaryFocalLoss`` with gamma 0, 1, 2 or 3 runs ``binary_focal_int`` (powers by selects, so its loop
-    vectorises), any other gamma ``binary_focal`` (``pow`` for non-integers).  For the small integers both
+    vectorises), any other gamma ``binary_focal`` (``pow_unit`` for non-integers).  For the small integers both
     kernels must give the same bits: loss sums, per-element losses, gradients and Hessians, on saturating
     and infinite logits, hard and soft targets, with and without weights, one column and several."""
     assert nbloss.BinaryFocalLoss(gamma=gamma)._kernel is ew.binary_focal_int
@@ -356,9 +359,6 @@ def test_binary_focal_integer_gamma_kernel_matches_the_pow_kernel(gamma, dtype):
     z = np.concatenate([edge, -edge, rng.normal(scale=6.0, size=4000)])
     y = np.concatenate([np.tile([0.0, 1.0, 0.3], 6), (rng.uniform(size=4000) < 0.3) * 1.0])
     z, y = z.astype(dtype), y.astype(dtype)
-    # (store per-element losses, want the loss sum, the gradient, the Hessian): each loop the kernels compile
-    calls = [(False, False, True, True), (False, True, True, False), (False, True, False, False),
-             (True, True, True, True)]
 
     def run(kernel, loss, prob, store, want_loss, want_grad, want_hess):
         outs = [np.full(prob.raw.shape, np.nan, dtype) if w else loss._empty(prob)
@@ -371,7 +371,7 @@ def test_binary_focal_integer_gamma_kernel_matches_the_pow_kernel(gamma, dtype):
         weights = rng.uniform(0.0, 2.0, z.shape[0]).astype(dtype)
         for yy, zz, sw in ((y, z, None), (y, z, weights), (y.reshape(-1, 2), z.reshape(-1, 2), None)):
             prob = loss._prepare(yy, zz, sw)
-            for call in calls:
+            for call in _EVERY_LOOP:
                 total_pow, outs_pow = run(ew.binary_focal, loss, prob, *call)
                 total_int, outs_int = run(ew.binary_focal_int, loss, prob, *call)
                 assert total_pow == total_int

@@ -40,7 +40,7 @@ def bce_element(y, z, pos_weight, unused, want_loss):
 
 @_inline
 def binary_focal_element(y, z, gamma, alpha, want_loss):
-    """Binary focal loss for any ``gamma >= 0`` (``v^gamma`` by ``pow`` unless a small integer)."""
+    """Binary focal loss for any ``gamma >= 0`` (``v^gamma`` by :func:`focal_power`)."""
     return _binary_focal(y, z, gamma, alpha, focal_power)
 
 
