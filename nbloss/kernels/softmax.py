@@ -56,10 +56,9 @@ _row_formula = njit(forceinline=True, error_model="numpy", cache=True)
 # lanes (entry ``k`` in lane ``k % 4``, the lanes combined in one fixed tree), so
 # four chains overlap; shorter rows run one chain, which was faster for them (the
 # lanes' set-up and combination cost more than they save).  CrossEntropy
-# ``gradient_hessian``, one thread, in cache, ns a row, one chain against lanes
-# in every row: K = 10 37 against 40, K = 32 82 against 83, K = 48 120 against
-# 118, K = 64 161 against 150; with this threshold, K = 10 37 against 37,
-# K = 100 254 against 213 (focal 267 against 223), K = 1000 2739 against 1964.
+# ``gradient_hessian`` a row, one thread, in cache, one chain against lanes:
+# K = 32 82 against 83 ns, K = 48 120 against 118, K = 64 161 against 150,
+# K = 100 260 against 223, K = 1000 2739 against 2108.
 # Either way the order is fixed by K, so results do not depend on threads or on
 # which loop ran.  The maximum is exact in any order; the sum is of non-negative
 # terms, so its error bound is no worse in lanes.
