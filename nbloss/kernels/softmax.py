@@ -51,53 +51,20 @@ _inline = njit(inline="always", cache=True)
 _row_formula = njit(forceinline=True, error_model="numpy", cache=True)
 
 
-# A row's maximum and sum are loop-carried chains, one select or addition after
-# another.  Rows of at least ``_LANES_FROM`` entries run them in four interleaved
-# lanes (entry ``k`` in lane ``k % 4``, the lanes combined in one fixed tree), so
-# four chains overlap; shorter rows run one chain, which was faster for them (the
-# lanes' set-up and combination cost more than they save).  CrossEntropy
-# ``gradient_hessian`` a row, one thread, in cache, one chain against lanes:
-# K = 32 82 against 83 ns, K = 48 120 against 118, K = 64 161 against 150,
-# K = 100 260 against 223, K = 1000 2739 against 2108.
-# Either way the order is fixed by K, so results do not depend on threads or on
-# which loop ran.  The maximum is exact in any order; the sum is of non-negative
-# terms, so its error bound is no worse in lanes.
-_LANES_FROM = 64
-
-
-@_inline
-def _pick_max(zk, m):
-    """``zk`` if it exceeds ``m``: a select, and a NaN ``zk`` never replaces ``m``."""
-    return zk if zk > m else m
-
-
 @_inline
 def _row_max(z):
     """``max(z)`` by selects (no branch to mispredict); NaN only if ``z[0]`` is NaN
     (a later NaN is skipped here and shows in its exponential)."""
-    n = z.shape[0]
-    m0 = z[0]
-    if n < _LANES_FROM:
-        for k in range(1, n):
-            m0 = _pick_max(z[k], m0)
-        return m0
-    m1 = m0
-    m2 = m0
-    m3 = m0
-    full = 1 + (n - 1) // 4 * 4
-    for k in range(1, full, 4):
-        m0 = _pick_max(z[k], m0)
-        m1 = _pick_max(z[k + 1], m1)
-        m2 = _pick_max(z[k + 2], m2)
-        m3 = _pick_max(z[k + 3], m3)
-    for k in range(full, n):
-        m0 = _pick_max(z[k], m0)
-    return _pick_max(_pick_max(m3, m2), _pick_max(m1, m0))
+    m = z[0]
+    for k in range(1, z.shape[0]):
+        zk = z[k]
+        m = zk if zk > m else m
+    return m
 
 
 @_inline
 def _add_rest_term(e, small, ones):
-    """Adds ``e`` to the running sums of ``S'``: the terms below 1, and the count of
+    """Adds ``e`` to the running sums of ``S'``: the terms below 1 in order, and the count of
     maxima (``e = 1``), kept apart so that ``S'`` adds one less than the count, an exact integer.
 
     All floating point (the count is ``e - t``, exactly 0 or 1, NaN for a NaN): measured
@@ -107,49 +74,13 @@ def _add_rest_term(e, small, ones):
 
 
 @_inline
-def _stored_term(e, k, m):
-    return e[k]
-
-
-@_inline
-def _exp_term(z, k, m):
-    return exp_nonpos(shifted(z[k], m))
-
-
-@_inline
-def _rest_sum_of(term, src, m, lanes):
-    """``S'`` of a row whose ``k``-th exponential is ``term(src, k, m)``: the terms below 1 and the
-    count of maxima (see :func:`_add_rest_term`); NaN if any term is NaN.  ``lanes`` must be
-    ``src.shape[0] >= _LANES_FROM``: a caller that passes it as a constant gets a loop with no
-    branch on it (a branch per row cost CrossEntropy ``gradient_hessian`` 4% at K = 10)."""
-    n = src.shape[0]
-    small0 = 0.0
-    ones0 = 0.0
-    if not lanes:
-        for k in range(n):
-            small0, ones0 = _add_rest_term(term(src, k, m), small0, ones0)
-        return small0 + (ones0 - 1.0)
-    small1 = 0.0
-    small2 = 0.0
-    small3 = 0.0
-    ones1 = 0.0
-    ones2 = 0.0
-    ones3 = 0.0
-    full = n // 4 * 4
-    for k in range(0, full, 4):
-        small0, ones0 = _add_rest_term(term(src, k, m), small0, ones0)
-        small1, ones1 = _add_rest_term(term(src, k + 1, m), small1, ones1)
-        small2, ones2 = _add_rest_term(term(src, k + 2, m), small2, ones2)
-        small3, ones3 = _add_rest_term(term(src, k + 3, m), small3, ones3)
-    for k in range(full, n):
-        small0, ones0 = _add_rest_term(term(src, k, m), small0, ones0)
-    return ((small0 + small1) + (small2 + small3)) + (((ones0 + ones1) + (ones2 + ones3)) - 1.0)
-
-
-@_inline
 def _row_exp_sum(z, m):
-    """``S'`` of a row, its exponentials computed as they are added."""
-    return _rest_sum_of(_exp_term, z, m, z.shape[0] >= _LANES_FROM)
+    """``S'`` of a row; NaN if the row holds a NaN (its exponential is NaN)."""
+    small = 0.0
+    ones = 0.0
+    for k in range(z.shape[0]):
+        small, ones = _add_rest_term(exp_nonpos(shifted(z[k], m)), small, ones)
+    return small + (ones - 1.0)
 
 
 @_inline
@@ -166,8 +97,13 @@ def _row_exp_store(z, m, buf):
 
 @_inline
 def _rest_sum(e):
-    """``S'`` of a row's stored exponentials ``e``."""
-    return _rest_sum_of(_stored_term, e, 0.0, e.shape[0] >= _LANES_FROM)
+    """``S'`` of a row's stored exponentials: the ``e_k < 1`` in order plus one less than
+    the number of maxima (``e_k = 1``), an exact integer; NaN if any ``e_k`` is NaN."""
+    small = 0.0
+    ones = 0.0
+    for k in range(e.shape[0]):
+        small, ones = _add_rest_term(e[k], small, ones)
+    return small + (ones - 1.0)
 
 
 @_inline
@@ -333,29 +269,18 @@ def _shift_exp_chunk(rows, lab, c_lo, c_hi, n_classes, has_ignore, ignore_index,
 
 
 @_inline
-def _chunk_row_sums(exps, lab, c_lo, c_hi, n_classes, row_counted, gb, hb, stats, first_raw, stats_across_rows,
-                    lanes):
-    """``stats[_REST, r]`` = ``S'`` of each row of the chunk (and ``stats[_FACTOR, r] = e_y`` when
-    ``stats_across_rows``); returns ``first_raw`` lowered to the first row whose ``S'`` is NaN.
+def _chunk_row_sum(e, counted, gb_i, hb_i):
+    """``S'`` of a row from its exponentials ``e``, NaN if the row holds a NaN.
 
-    A row not counted gets zero derivatives and ``S'`` 0, or NaN if it holds a NaN (a NaN shows
-    in its exponentials).  ``lanes`` is a constant at each call (see :func:`_rest_sum_of`).
+    A row not counted gets zero derivatives; it returns 0, or NaN if the row
+    holds a NaN (a NaN shows in its exponentials).
     """
-    for i in range(c_lo, c_hi):
-        r = i - c_lo
-        e = exps[r * n_classes:(r + 1) * n_classes]
-        s_rest = _rest_sum_of(_stored_term, e, 0.0, lanes)
-        if not row_counted[r]:
-            gb[i, :] = 0.0
-            hb[i, :] = 0.0
-            s_rest = s_rest if s_rest != s_rest else 0.0
-        if s_rest != s_rest:
-            first_raw = min(first_raw, i)
-        stats[_REST, r] = s_rest
-        if stats_across_rows:
-            # e_y, for the formula's statistics (a row not counted may hold a bad label, which must not index)
-            stats[_FACTOR, r] = e[lab[i]] if row_counted[r] else 0.0
-    return first_raw
+    s_rest = _rest_sum(e)
+    if not counted:
+        gb_i[:] = 0.0
+        hb_i[:] = 0.0
+        return s_rest if s_rest != s_rest else 0.0
+    return s_rest
 
 
 @parallel_kernel
@@ -615,12 +540,16 @@ def _chunked_gh_block(row_formula, row_stats, stats_across_rows, params, rows, l
         c_hi = min(c_lo + _ROWS, count)
         first_label = min(first_label, _shift_exp_chunk(rows, lab, c_lo, c_hi, n_classes, has_ignore, ignore_index,
                                                         exps, stats[_MAX], row_counted))
-        if n_classes >= _LANES_FROM:
-            first_raw = _chunk_row_sums(exps, lab, c_lo, c_hi, n_classes, row_counted, gb, hb, stats, first_raw,
-                                        stats_across_rows, True)
-        else:
-            first_raw = _chunk_row_sums(exps, lab, c_lo, c_hi, n_classes, row_counted, gb, hb, stats, first_raw,
-                                        stats_across_rows, False)
+        for i in range(c_lo, c_hi):
+            r = i - c_lo
+            e = exps[r * n_classes:(r + 1) * n_classes]
+            s_rest = _chunk_row_sum(e, row_counted[r], gb[i], hb[i])
+            if s_rest != s_rest:
+                first_raw = min(first_raw, i)
+            stats[_REST, r] = s_rest
+            if stats_across_rows:
+                # e_y, for the loop below (a row not counted may hold a bad label, which must not index)
+                stats[_FACTOR, r] = e[lab[i]] if row_counted[r] else 0.0
         if stats_across_rows:
             rests = stats[_REST, :c_hi - c_lo]
             logs = stats[_LOG]
