@@ -261,14 +261,28 @@ _LABELLED = [nbloss.CrossEntropy(), nbloss.CrossEntropy(label_smoothing=0.1, cla
              nbloss.FocalLoss(gamma=0.5, alpha=[0.25, 1.0, 2.0, 1.0, 0.5], ignore_index=-1)]
 
 
+def _assert_calls_agree(loss, y, raw, sw):
+    """Every call's outputs, bit for bit: ``gradient_hessian`` (the loop with constant flags) against
+    ``gradient``, ``hessian``, ``loss`` and ``loss_gradient`` (the loop reading its flags at run time)."""
+    g, h = loss.gradient_hessian(y, raw, sample_weight=sw)
+    np.testing.assert_array_equal(g, loss.gradient(y, raw, sample_weight=sw))
+    np.testing.assert_array_equal(h, loss.hessian(y, raw, sample_weight=sw))
+    per_row, g_none = loss.loss_gradient(y, raw, sample_weight=sw, reduction="none")
+    np.testing.assert_array_equal(g_none, g)
+    np.testing.assert_array_equal(per_row, loss.loss(y, raw, sample_weight=sw, reduction="none"))
+    mean, _ = loss.loss_gradient(y, raw, sample_weight=sw)
+    assert mean == loss.loss(y, raw, sample_weight=sw)
+    return per_row, g, h
+
+
 @pytest.mark.parametrize("loss", _LABELLED, ids=repr)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_softmax_chunked_loop_matches_the_row_loop(loss, dtype):
-    """``gradient_hessian`` of the labelled softmax kernels runs a loop over chunks of rows (shift, one flat
-    exponential pass, then the derivatives); ``gradient`` and ``hessian`` run the row-at-a-time loop.  For
-    float64 both must give the same bits; for float32 the chunked loop keeps the exponentials in float64,
-    so the two may differ in the last bit only.  Adversarial rows and ignored rows are included, and the
-    first bad label or NaN row is still found when it is the last row of a chunk or of the input."""
+def test_softmax_calls_agree_bit_for_bit(loss, dtype):
+    """Every call of the labelled softmax kernels takes a loop over chunks of rows (shift, one flat
+    exponential pass in float64, the row sums, then the loss and derivatives): a copy with constant flags
+    for ``gradient_hessian``, one reading them at run time for the other calls.  They must give the same
+    bits, in both dtypes, with adversarial and ignored rows; and every call must still find the first bad
+    label or NaN row when it is the last row of a chunk or of the input."""
     rng = np.random.default_rng(7)
     n, k = 20_011, 5  # blocks of ~39 rows: a full chunk of 32 and a remainder
     raw = rng.normal(scale=4.0, size=(n, k)).astype(dtype)
@@ -280,24 +294,40 @@ def test_softmax_chunked_loop_matches_the_row_loop(loss, dtype):
     y[::97] = loss.ignore_index if loss.ignore_index is not None else 0
     weights = rng.uniform(0.0, 3.0, n)
     for sw in (None, weights):
-        g, h = loss.gradient_hessian(y, raw, sample_weight=sw)
-        row_g, row_h = loss.gradient(y, raw, sample_weight=sw), loss.hessian(y, raw, sample_weight=sw)
-        if dtype == np.float64:
-            np.testing.assert_array_equal(g, row_g)
-            np.testing.assert_array_equal(h, row_h)
-        else:
-            scale = np.abs(row_g).max()
-            np.testing.assert_allclose(g, row_g, rtol=2.5e-7, atol=2.5e-7 * scale)
-            np.testing.assert_allclose(h, row_h, rtol=2.5e-7, atol=2.5e-7 * scale)
+        per_row, g, h = _assert_calls_agree(loss, y, raw, sw)
+        if loss.ignore_index is not None:
+            ignored = y == loss.ignore_index
+            assert not per_row[ignored].any() and not g[ignored].any() and not h[ignored].any()
     for row in (31, n - 1):
         bad_y = y.copy()
         bad_y[row] = k
-        with pytest.raises(ValueError, match=f"y_true.*row {row}"):
-            loss.gradient_hessian(bad_y, raw)
         bad_raw = raw.copy()
         bad_raw[row, 4] = np.nan
-        with pytest.raises(ValueError, match=f"raw_prediction.*row {row}"):
-            loss.gradient_hessian(y, bad_raw)
+        for call in (loss.gradient_hessian, loss.loss, loss.gradient):
+            with pytest.raises(ValueError, match=f"y_true.*row {row}"):
+                call(bad_y, raw)
+            with pytest.raises(ValueError, match=f"raw_prediction.*row {row}"):
+                call(y, bad_raw)
+
+
+@pytest.mark.parametrize("k", [300, 5000])
+def test_softmax_long_rows_take_shorter_chunks(k):
+    """Chunks hold at most 4096 exponentials: 13 rows of K = 300, one row of K = 5000 (more than a
+    chunk's worth).  Cross-entropy against NumPy's formulas in float64, and every call bit for bit."""
+    rng = np.random.default_rng(k)
+    n = 20_000 // k + 37
+    raw = rng.normal(scale=5.0, size=(n, k))
+    y = rng.integers(0, k, n)
+    shifted = raw - raw.max(axis=1, keepdims=True)
+    log_s = np.log(np.exp(shifted).sum(axis=1))
+    p = np.exp(shifted - log_s[:, None])
+    onehot = np.eye(k)[y]
+    per_row, g, h = _assert_calls_agree(nbloss.CrossEntropy(), y, raw, None)
+    np.testing.assert_allclose(per_row, log_s - shifted[np.arange(n), y], rtol=1e-12)
+    np.testing.assert_allclose(g, p - onehot, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(h, p * (1 - p), rtol=1e-12, atol=1e-15)
+    for loss in (nbloss.CrossEntropy(label_smoothing=0.2), nbloss.FocalLoss(gamma=2.0), nbloss.FocalLoss(gamma=1.5)):
+        _assert_calls_agree(loss, y, raw, rng.uniform(0.5, 2.0, n))
 
 
 # (store per-row or per-element losses, want the loss sum, the gradient, the Hessian): each loop a
@@ -311,7 +341,7 @@ _EVERY_LOOP = [(False, False, True, True), (False, True, True, False), (False, T
 def test_softmax_focal_integer_gamma_kernel_matches_the_general_kernel(gamma, dtype):
     """``FocalLoss`` with gamma 0, 1, 2 or 3 runs ``focal_int_labels`` (``(1 - p_y)^gamma`` by selects),
     any other gamma ``focal_labels`` (``pow_unit`` for non-integers).  For the small integers both must
-    give the same bits in every loop they compile (chunked and row-at-a-time, each output set), on
+    give the same bits in every loop they compile (constant and run-time flags, each output set), on
     infinite, saturating and tied rows, ignored rows, with class weights and sample weights."""
     rng = np.random.default_rng(13)
     n, k = 3_001, 6

@@ -107,14 +107,6 @@ def _rest_sum(e):
 
 
 @_inline
-def _row_has_nan(z):
-    for k in range(z.shape[0]):
-        if z[k] != z[k]:
-            return True
-    return False
-
-
-@_inline
 def _one_minus_p(e_j, p, s_rest, inv_s):
     """``1 - p_j`` without cancellation: at a row maximum (``e_j = 1``) it is ``S' / S``
     (the only entries whose probability can be near 1); elsewhere ``p_j < 1/2``."""
@@ -165,64 +157,51 @@ def _exp_row(i, z, grad_out, hess_out, want_grad, want_hess):
     return m, _row_exp_sum(z, m)
 
 
-@_inline
-def _labelled_row(i, z, y, n_classes, has_ignore, ignore_index, loss_out, grad_out, hess_out,
-                  want_grad, want_hess):
-    """First pass over a row with a class label.
-
-    Returns ``(counted, label_bad, raw_bad, m, S')``.  A row at
-    ``ignore_index`` or with a bad label is not counted: its outputs are
-    zeroed (it is still checked for NaN).  The caller folds the two flags into
-    its first-bad-row reductions, which must stay in the prange body.
-    """
-    ignored = has_ignore and y == ignore_index
-    if ignored or y < 0 or y >= n_classes:
-        if loss_out.shape[0] > 0:
-            loss_out[i] = 0.0
-        if want_grad:
-            grad_out[i, :] = 0.0
-        if want_hess:
-            hess_out[i, :] = 0.0
-        return False, not ignored, _row_has_nan(z), 0.0, 0.0
-    m, s_rest = _exp_row(i, z, grad_out, hess_out, want_grad, want_hess)
-    return True, False, s_rest != s_rest, m, s_rest
-
-
-# The gradient-and-Hessian call (what boosting and Newton steps make) of the
-# labelled kernels takes a block's rows a chunk at a time: a first pass finds
-# each row's maximum and stores its shifted logits in a float64 scratch, one
-# flat loop exponentiates the chunk's ``_ROWS * K`` values (LLVM vectorises it;
-# a row of K = 10 is too short to vectorise well), and a last pass per row
-# forms both derivatives.  For focal, in between, one more flat loop over the
-# chunk's rows forms each row's ``log S`` and ``(1 - p_y)^gamma`` (see
-# ``focal_stats``), vectorised across rows: inline in each row, the dependent
-# chain of a logarithm's operations was no faster than libm's call.  Softmax
-# focal ``gradient_hessian``, n = 1e6, K = 10, float64: gamma 2 took 32 ms with
-# libm's ``log1p`` per row, 34 ms with ``log1p_nonneg`` per row, 23 ms with
-# this loop; gamma 1.5 took 37 ms with the power per row, 27 ms with it in
-# this loop.  Its flags are constants, so no loop branches on them.  Every
-# other call takes the row-at-a-time loop.  The scratch is one chunk per thread
-# (``get_thread_id``), not per block, so a call allocates
-# ``threads * _ROWS * (K + 4)`` float64, not a per-block buffer.
+# Every call of the labelled kernels takes a block's rows a chunk at a time: a
+# first pass finds each row's maximum and stores its shifted logits in a
+# float64 scratch, one flat loop exponentiates the chunk's values (LLVM
+# vectorises it; a row of K = 10 is too short to vectorise well, and a sum
+# that exponentiates as it adds does not vectorise at all), a pass per row sums
+# them, and a last pass per row forms the loss and derivatives.  In between,
+# when the loss is wanted or for focal, one more flat loop over the chunk's
+# rows forms each row's ``log S`` and the formula's factor (focal's
+# ``(1 - p_y)^gamma``, see ``focal_stats``), vectorised across rows: inline in
+# each row, the dependent chain of a logarithm's operations was no faster than
+# libm's call.  Softmax focal ``gradient_hessian``, n = 1e6, K = 10, float64:
+# gamma 2 took 32 ms with libm's ``log1p`` per row, 34 ms with
+# ``log1p_nonneg`` per row, 23 ms with this loop; gamma 1.5 took 37 ms with
+# the power per row, 27 ms with it in this loop.  Before every call took this
+# loop, the others went a row at a time, exponentials stored in an output row
+# or (for the loss alone) formed in the sum's chain: one thread, in cache, K =
+# 10, CrossEntropy ``loss`` took 118 ns a row that way and 54 this way,
+# ``loss_gradient`` 101 and 69; FocalLoss(gamma=2) ``loss`` 115 and 47.
+#
+# The gradient-and-Hessian call (what boosting and Newton steps make) runs a
+# copy of the loop whose flags are constants; every other call runs one copy
+# that reads them at run time.  That copy's loops vectorise worse (CrossEntropy
+# ``gradient``: 66 ns a row, 34 with constant flags), but each further copy
+# inlined into the parfor added about 8 s to the kernel's cold compile, and a
+# copy compiled as a function of its own (inlined by LLVM or called) ran 9 ns
+# a row slower than one inlined by Numba: Numba compiles a parfor's body with
+# its arrays marked as not aliasing, a function of its own without.
+#
+# The scratch is one chunk per thread (``get_thread_id``), not per block: a
+# call allocates ``threads * rows * (K + 4)`` float64, with chunks of
+# ``_ROWS`` rows, fewer for long rows (at most ``_CHUNK_ENTRIES``
+# exponentials, 32 KiB).
 _ROWS = 32
+_CHUNK_ENTRIES = 4096
 # rows of the per-row statistics scratch: the maximum ``m``, ``S'``, ``log S`` and the formula's factor
 _MAX, _REST, _LOG, _FACTOR = 0, 1, 2, 3
 
 
 @_inline
-def _chunk_scratch(n_classes, chunked):
-    """Per thread, one chunk's exponentials, row statistics and counted flags (empty when not ``chunked``)."""
+def _chunk_scratch(n_classes):
+    """Per thread, one chunk's exponentials, row statistics and counted flags."""
     threads = _iget_num_threads()
-    rows = _ROWS if chunked else 0
+    rows = max(1, min(_ROWS, _CHUNK_ENTRIES // n_classes))
     return (np.empty((threads, rows * n_classes)), np.empty((threads, 4, rows)),
             np.empty((threads, rows), np.bool_))
-
-
-@_inline
-def _label_exp(z, m, e, y, stored):
-    """``e_y = exp(z_y - m)``: read from the row's stored exponentials ``e`` when ``stored``
-    (a derivative is wanted), else computed (the loss alone stores none)."""
-    return e[y] if stored else exp_nonpos(shifted(z[y], m))
 
 
 @_inline
@@ -269,16 +248,20 @@ def _shift_exp_chunk(rows, lab, c_lo, c_hi, n_classes, has_ignore, ignore_index,
 
 
 @_inline
-def _chunk_row_sum(e, counted, gb_i, hb_i):
-    """``S'`` of a row from its exponentials ``e``, NaN if the row holds a NaN.
+def _chunk_row_sum(e, counted, i, lb, gb, hb, store_loss, want_grad, want_hess):
+    """``S'`` of row ``i`` from its exponentials ``e``, NaN if the row holds a NaN.
 
-    A row not counted gets zero derivatives; it returns 0, or NaN if the row
+    A row not counted gets zero outputs; it returns 0, or NaN if the row
     holds a NaN (a NaN shows in its exponentials).
     """
     s_rest = _rest_sum(e)
     if not counted:
-        gb_i[:] = 0.0
-        hb_i[:] = 0.0
+        if store_loss:
+            lb[i] = 0.0
+        if want_grad:
+            gb[i, :] = 0.0
+        if want_hess:
+            hb[i, :] = 0.0
         return s_rest if s_rest != s_rest else 0.0
     return s_rest
 
@@ -457,7 +440,7 @@ def focal_row(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, grad_
     d_y = shifted(z[y], m)
     nll = log_s - d_y
     inv_s = 1.0 / (1.0 + s_rest)
-    e_y = _label_exp(z, m, e, y, want_grad or want_hess)
+    e_y = e[y]
     rest_y = _rest_of(s_rest, e_y)
     p_y = e_y * inv_s
     u = rest_y * inv_s
@@ -487,106 +470,81 @@ def focal_row(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, grad_
 
 
 @_inline
-def _row_block(row_formula, row_stats, params, rows, lab, sb, has_sw, has_ignore, ignore_index, grad_scale, lb, gb, hb,
-               store_loss, want_loss, want_grad, want_hess):
-    """One block a row at a time, any outputs.  Returns ``(loss_sum, first_bad_label, first_bad_raw)``,
-    the rows as offsets in the block (``rows.shape[0]`` meaning none)."""
+def _chunked_block(row_formula, row_stats, stats_across_rows, params, rows, lab, sb, has_sw, has_ignore,
+                   ignore_index, grad_scale, lb, gb, hb, exps, stats, row_counted, store_loss,
+                   want_loss, want_grad, want_hess):
+    """One block, a chunk of rows at a time (see ``_ROWS``); ``exps``, ``stats`` and ``row_counted``
+    are this thread's scratch, its chunk the rows of ``row_counted``.
+
+    ``stats_across_rows`` (a constant) says whether ``row_stats`` runs in a loop over
+    the chunk's rows (for a logarithm or power) or inline in each row
+    (cross-entropy's constants: that loop's stores alone cost its
+    ``gradient_hessian`` about a tenth); the loss's ``log S`` always runs in that loop.
+    Returns ``(loss_sum, first_bad_label, first_bad_raw)``, the rows as offsets in
+    the block (``rows.shape[0]`` meaning none).
+    """
     count, n_classes = rows.shape
+    chunk_rows = row_counted.shape[0]
+    across = stats_across_rows or want_loss
     acc = 0.0
     first_label = count
     first_raw = count
-    for i in range(count):
-        z = rows[i]
-        y = lab[i]
-        counted, label_bad, raw_bad, m, s_rest = _labelled_row(i, z, y, n_classes, has_ignore, ignore_index,
-                                                                   lb, gb, hb, want_grad, want_hess)
-        if label_bad:
-            first_label = min(first_label, i)
-        if raw_bad:
-            first_raw = min(first_raw, i)
-        if not counted:
-            continue
-        s = float(sb[i]) if has_sw else 1.0
-        # the row's exponentials, stored in an output row by _labelled_row (z, unread, when none is wanted)
-        e = gb[i] if want_grad else hb[i] if want_hess else z
-        e_y = _label_exp(z, m, e, y, want_grad or want_hess)
-        log_s, factor = row_stats(params, s_rest, _one_minus_p_y(s_rest, e_y), want_loss)
-        row_loss = row_formula(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, gb, hb,
-                               want_loss, want_grad, want_hess)
-        acc += row_loss
-        if store_loss:
-            lb[i] = row_loss
-    return acc, first_label, first_raw
-
-
-@_inline
-def _chunked_gh_block(row_formula, row_stats, stats_across_rows, params, rows, lab, sb, has_sw, has_ignore,
-                      ignore_index, grad_scale, gb, hb, exps, stats, row_counted):
-    """One block's gradient and Hessian, a chunk of rows at a time (see ``_ROWS``).
-
-    ``exps``, ``stats`` and ``row_counted`` are this thread's scratch.
-    ``stats_across_rows`` (a constant) says whether ``row_stats`` runs in a
-    loop over the chunk's rows (for a logarithm or power) or inline in each
-    row (cross-entropy's constants: that loop's stores alone cost it about a tenth).
-    The same formulas as :func:`_row_block`, so for float64 the same bits;
-    for float32 the exponentials here stay float64 instead of being rounded
-    into an output row.  Returns ``(first_bad_label, first_bad_raw)`` as in
-    :func:`_row_block`.
-    """
-    count, n_classes = rows.shape
-    first_label = count
-    first_raw = count
-    for c_lo in range(0, count, _ROWS):
-        c_hi = min(c_lo + _ROWS, count)
+    for c_lo in range(0, count, chunk_rows):
+        c_hi = min(c_lo + chunk_rows, count)
         first_label = min(first_label, _shift_exp_chunk(rows, lab, c_lo, c_hi, n_classes, has_ignore, ignore_index,
                                                         exps, stats[_MAX], row_counted))
         for i in range(c_lo, c_hi):
             r = i - c_lo
             e = exps[r * n_classes:(r + 1) * n_classes]
-            s_rest = _chunk_row_sum(e, row_counted[r], gb[i], hb[i])
+            s_rest = _chunk_row_sum(e, row_counted[r], i, lb, gb, hb, store_loss, want_grad, want_hess)
             if s_rest != s_rest:
                 first_raw = min(first_raw, i)
             stats[_REST, r] = s_rest
-            if stats_across_rows:
+            if across:
                 # e_y, for the loop below (a row not counted may hold a bad label, which must not index)
                 stats[_FACTOR, r] = e[lab[i]] if row_counted[r] else 0.0
-        if stats_across_rows:
+        if across:
             rests = stats[_REST, :c_hi - c_lo]
             logs = stats[_LOG]
             factors = stats[_FACTOR]
             for r in range(rests.shape[0]):
-                logs[r], factors[r] = row_stats(params, rests[r], _one_minus_p_y(rests[r], factors[r]), False)
+                # with log S: either the loss is wanted or the formula needs it (for cross-entropy the two agree)
+                logs[r], factors[r] = row_stats(params, rests[r], _one_minus_p_y(rests[r], factors[r]), True)
         for i in range(c_lo, c_hi):
             r = i - c_lo
             if row_counted[r]:
                 e = exps[r * n_classes:(r + 1) * n_classes]
                 y = lab[i]
                 s_rest = stats[_REST, r]
-                if stats_across_rows:
+                if across:
                     log_s, factor = stats[_LOG, r], stats[_FACTOR, r]
                 else:
                     log_s, factor = row_stats(params, s_rest, _one_minus_p_y(s_rest, e[y]), False)
                 s = float(sb[i]) if has_sw else 1.0
-                row_formula(params, i, rows[i], stats[_MAX, r], e, y, s_rest, log_s, factor, s, grad_scale, gb, hb,
-                            False, True, True)
-    return first_label, first_raw
+                row_loss = row_formula(params, i, rows[i], stats[_MAX, r], e, y, s_rest, log_s, factor, s,
+                                       grad_scale, gb, hb, want_loss, want_grad, want_hess)
+                if want_loss:
+                    acc += row_loss
+                    if store_loss:
+                        lb[i] = row_loss
+    return acc, first_label, first_raw
 
 
 def _labelled_kernel(labels, raw, sample_weight, params, has_ignore, ignore_index, grad_scale,
                      loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
     """The body of every kernel with class labels; each loss's copy binds ``ROW_FORMULA``,
-    ``ROW_STATS`` and ``STATS_ACROSS_ROWS`` (see :func:`_chunked_gh_block`).
+    ``ROW_STATS`` and ``STATS_ACROSS_ROWS`` (see :func:`_chunked_block`).
 
     ``params`` is the formula's parameter tuple.  Returns ``(loss_sum,
-    first_bad_label, first_bad_raw)``.  The gradient-and-Hessian call takes
-    the chunked loop, every other call the row-at-a-time loop.
+    first_bad_label, first_bad_raw)``.
     """
     n, n_classes = raw.shape
     has_sw = sample_weight.shape[0] > 0
     store_loss = loss_out.shape[0] > 0
-    chunked = want_grad and want_hess and not want_loss
+    # the gradient-and-Hessian call runs a copy of the block loop with constant flags (see _ROWS)
+    gh_only = want_grad and want_hess and not want_loss
     nb = n_blocks(n)
-    exps, stats, row_counted = _chunk_scratch(n_classes, chunked)
+    exps, stats, row_counted = _chunk_scratch(n_classes)
     partial = np.zeros(nb)
     # each block's first bad label and raw row, combined after the loop: a prange min reduction fed from
     # these branches trips Numba's reduction analysis ("unexpected cycle in lookup()")
@@ -596,17 +554,19 @@ def _labelled_kernel(labels, raw, sample_weight, params, has_ignore, ignore_inde
         rows, lab, sb, lb, gb, hb = _block_views(lo, hi, raw, labels, sample_weight, loss_out, grad_out, hess_out,
                                                  want_grad, want_hess)
         count = rows.shape[0]
-        if chunked:
-            acc = 0.0
-            t = get_thread_id()
-            first_label, first_raw = _chunked_gh_block(ROW_FORMULA, ROW_STATS,  # noqa: F821
-                                                       STATS_ACROSS_ROWS, params, rows, lab, sb,  # noqa: F821
-                                                       has_sw, has_ignore, ignore_index, grad_scale, gb, hb,
-                                                       exps[t], stats[t], row_counted[t])
+        t = get_thread_id()
+        if gh_only:
+            acc, first_label, first_raw = _chunked_block(ROW_FORMULA, ROW_STATS,  # noqa: F821
+                                                         STATS_ACROSS_ROWS, params, rows, lab, sb,  # noqa: F821
+                                                         has_sw, has_ignore, ignore_index, grad_scale, lb, gb, hb,
+                                                         exps[t], stats[t], row_counted[t], False,
+                                                         False, True, True)
         else:
-            acc, first_label, first_raw = _row_block(ROW_FORMULA, ROW_STATS, params, rows, lab,  # noqa: F821
-                                                     sb, has_sw, has_ignore, ignore_index, grad_scale, lb, gb, hb,
-                                                     store_loss, want_loss, want_grad, want_hess)
+            acc, first_label, first_raw = _chunked_block(ROW_FORMULA, ROW_STATS,  # noqa: F821
+                                                         STATS_ACROSS_ROWS, params, rows, lab, sb,  # noqa: F821
+                                                         has_sw, has_ignore, ignore_index, grad_scale, lb, gb, hb,
+                                                         exps[t], stats[t], row_counted[t], store_loss,
+                                                         want_loss, want_grad, want_hess)
         partial[b] = acc
         first_bad[b, 0] = lo + first_label if first_label < count else n
         first_bad[b, 1] = lo + first_raw if first_raw < count else n
