@@ -182,8 +182,9 @@ def _exp_row(i, z, grad_out, hess_out, want_grad, want_hess):
 # ``gradient``: 66 ns a row, 34 with constant flags), but each further copy
 # inlined into the parfor added about 8 s to the kernel's cold compile, and a
 # copy compiled as a function of its own (inlined by LLVM or called) ran 9 ns
-# a row slower than one inlined by Numba: Numba compiles a parfor's body with
-# its arrays marked as not aliasing, a function of its own without.
+# a row slower than one inlined by Numba (likely because Numba compiles a
+# parfor's body with its arrays marked as not aliasing, and a function of its
+# own without; not confirmed).
 #
 # The scratch is one chunk per thread (``get_thread_id``), not per block: a
 # call allocates ``threads * rows * (K + 4)`` float64, with chunks of
