@@ -23,6 +23,12 @@ Hessian of the same inputs:
   maxima and sums, divisions, the derivative formulas), not the memory or the
   exponentials.
 
+A second, smaller table times the other calls against scikit-learn's, float64:
+the mean ``loss`` (scikit-learn's ``__call__``) and ``loss_gradient`` with
+per-row losses and gradients (``reduction="none"``; scikit-learn's
+``loss_gradient`` into preallocated outputs), for CrossEntropy (K = 10, 100) at
+n = 1e6 and BinaryCrossEntropy at n = 1e7 (a tenth of each with ``--quick``).
+
 Times are medians of ``--repeats`` calls, and of as many more as fit in
 ``--min-seconds`` for short calls (fewer for calls over a second).
 Prints a table with ratios, writes JSON (``--json``) and a plot of throughput
@@ -181,6 +187,69 @@ def median_time(fn, repeats: int, min_seconds: float = 0.0) -> float:
         if sum(times) > 3.0 and len(times) >= 3:
             break
     return statistics.median(times)
+
+
+def call_cases(quick: bool):
+    """``(loss, n, K)`` of the other calls' comparison with scikit-learn (float64)."""
+    softmax_n, elementwise_n = (100_000, 1_000_000) if quick else (1_000_000, 10_000_000)
+    for k in (10, 100):
+        yield "CrossEntropy", softmax_n, k
+    yield "BinaryCrossEntropy", elementwise_n, 1
+
+
+def call_contenders(name, k, n_threads):
+    """``{(call, contender): make_call(y, raw, grad_out) -> callable}``: the mean loss (scikit-learn's
+    ``__call__``), and the per-row loss with the per-row gradient (``reduction="none"``, scikit-learn's
+    ``loss_gradient``), each into preallocated outputs where the call takes them."""
+    ours = {"CrossEntropy": nbloss.CrossEntropy, "BinaryCrossEntropy": nbloss.BinaryCrossEntropy}[name]()
+    theirs = HalfMultinomialLoss(n_classes=k) if name == "CrossEntropy" else HalfBinomialLoss()
+
+    def sk_loss(y, z, g):
+        return partial(theirs, y.astype(z.dtype), z, n_threads=n_threads)
+
+    def sk_loss_gradient(y, z, g):
+        return partial(theirs.loss_gradient, y.astype(z.dtype), z, loss_out=np.empty(z.shape[0], z.dtype),
+                       gradient_out=g, n_threads=n_threads)
+
+    return {("loss", "nbloss"): lambda y, z, g: partial(ours.loss, y, z),
+            ("loss", "sklearn"): sk_loss,
+            ("loss_gradient", "nbloss"): lambda y, z, g: partial(ours.loss_gradient, y, z, reduction="none",
+                                                                 gradient_out=g),
+            ("loss_gradient", "sklearn"): sk_loss_gradient}
+
+
+def run_calls(args) -> list:
+    """The ``loss`` and ``loss_gradient`` calls against scikit-learn's, float64."""
+    n_threads = nbloss.get_num_threads()
+    grid = list(call_cases(args.quick))
+    rows = []
+    for i, (name, n, k) in enumerate(grid):
+        _bar(i, len(grid), f"{name} n={n:,} K={k} loss, loss_gradient")
+        rng = np.random.default_rng(100 + i)
+        if k > 1:
+            y, z = rng.integers(0, k, n), rng.normal(scale=3.0, size=(n, k))
+        else:
+            y, z = (rng.uniform(size=n) < 0.3).astype(float), rng.normal(scale=3.0, size=n)
+        g = np.empty_like(z)
+        seconds = {key: median_time(make(y, z, g), args.repeats, args.min_seconds)
+                   for key, make in call_contenders(name, k, n_threads).items()}
+        for call in ("loss", "loss_gradient"):
+            ours, theirs = seconds[(call, "nbloss")], seconds[(call, "sklearn")]
+            rows.append({"loss": name, "call": call, "n": n, "K": k, "dtype": "float64",
+                         "seconds": {"nbloss": ours, "sklearn": theirs}, "speedup": {"sklearn": theirs / ours}})
+    _bar(len(grid), len(grid), "done")
+    print(file=sys.stderr)
+    return rows
+
+
+def print_calls(rows: list) -> None:
+    print("\nloss (mean) and loss_gradient (per row), float64; median ms; 'x' = scikit-learn time / nbloss time")
+    print(f"| {'loss':<21} | {'call':<13} | {'n':>10} | {'K':>3} | {'nbloss':>8} | {'sklearn':>8} | {'x':>5} |")
+    print("|" + "|".join("-" * w for w in (23, 15, 12, 5, 10, 10, 7)) + "|")
+    for r in rows:
+        s = r["seconds"]
+        print(f"| {r['loss']:<21} | {r['call']:<13} | {r['n']:>10,} | {r['K']:>3} | {s['nbloss'] * 1e3:8.2f} | "
+              f"{s['sklearn'] * 1e3:8.2f} | {r['speedup']['sklearn']:5.2f} |")
 
 
 def _bar(done: int, total: int, label: str) -> None:
@@ -383,6 +452,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     report = run(args)
     print_table(report)
+    report["calls"] = run_calls(args)
+    print_calls(report["calls"])
     save(report, args, plot)
     if not args.skip_startup:
         report["startup"] = startup_and_memory()
