@@ -173,18 +173,20 @@ def _exp_row(i, z, grad_out, hess_out, want_grad, want_hess):
 # the power per row, 27 ms with it in this loop.  Before every call took this
 # loop, the others went a row at a time, exponentials stored in an output row
 # or (for the loss alone) formed in the sum's chain: one thread, in cache, K =
-# 10, CrossEntropy ``loss`` took 118 ns a row that way and 54 this way,
-# ``loss_gradient`` 101 and 69; FocalLoss(gamma=2) ``loss`` 115 and 47.
+# 10, CrossEntropy ``loss`` took 119 ns a row that way and 40 this way,
+# ``loss_gradient`` 102 and 42, ``gradient`` 68 and 38; FocalLoss(gamma=2)
+# ``loss`` 116 and 34, ``loss_gradient`` 98 and 40.
 #
 # The gradient-and-Hessian call (what boosting and Newton steps make) runs a
 # copy of the loop whose flags are constants; every other call runs one copy
-# that reads them at run time.  That copy's loops vectorise worse (CrossEntropy
-# ``gradient``: 66 ns a row, 34 with constant flags), but each further copy
-# inlined into the parfor added about 8 s to the kernel's cold compile, and a
-# copy compiled as a function of its own (inlined by LLVM or called) ran 9 ns
-# a row slower than one inlined by Numba (likely because Numba compiles a
-# parfor's body with its arrays marked as not aliasing, and a function of its
-# own without; not confirmed).
+# that reads them at run time and passes the derivative flags to the row
+# formula as constants (see ``_formula_call``).  One copy for every call
+# would compile faster (CrossEntropy's kernel cold: 9.8 s against 15.1) but
+# its gradient and Hessian took 39.8 ns a row against 37.5 at K = 10.  The
+# block loop compiled as a function of its own (inlined by LLVM or called)
+# ran 9 ns a row slower than inlined into the parfor by Numba (likely because
+# Numba compiles a parfor's body with its arrays marked as not aliasing, and
+# a function of its own without; not confirmed).
 #
 # The scratch is one chunk per thread (``get_thread_id``), not per block: a
 # call allocates ``threads * rows * (K + 4)`` float64, with chunks of
@@ -471,6 +473,24 @@ def focal_row(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, grad_
 
 
 @_inline
+def _formula_call(row_formula, params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, gb, hb, want_loss,
+                  want_grad, want_hess):
+    """``row_formula`` on row ``i`` with its derivative flags passed as constants: LLVM folds them once it
+    has inlined the formula.  Passed at run time, they left the formula's loops to the formula's own
+    compilation, where they ran half as fast (CrossEntropy ``gradient`` at K = 10: 65 ns a row against 34)."""
+    if want_grad and want_hess:
+        return row_formula(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, gb, hb, want_loss, True,
+                           True)
+    if want_grad:
+        return row_formula(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, gb, hb, want_loss, True,
+                           False)
+    if want_hess:
+        return row_formula(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, gb, hb, want_loss, False,
+                           True)
+    return row_formula(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, gb, hb, want_loss, False, False)
+
+
+@_inline
 def _chunked_block(row_formula, row_stats, stats_across_rows, params, rows, lab, sb, has_sw, has_ignore,
                    ignore_index, grad_scale, lb, gb, hb, exps, stats, row_counted, store_loss,
                    want_loss, want_grad, want_hess):
@@ -522,8 +542,8 @@ def _chunked_block(row_formula, row_stats, stats_across_rows, params, rows, lab,
                 else:
                     log_s, factor = row_stats(params, s_rest, _one_minus_p_y(s_rest, e[y]), False)
                 s = float(sb[i]) if has_sw else 1.0
-                row_loss = row_formula(params, i, rows[i], stats[_MAX, r], e, y, s_rest, log_s, factor, s,
-                                       grad_scale, gb, hb, want_loss, want_grad, want_hess)
+                row_loss = _formula_call(row_formula, params, i, rows[i], stats[_MAX, r], e, y, s_rest, log_s,
+                                         factor, s, grad_scale, gb, hb, want_loss, want_grad, want_hess)
                 if want_loss:
                     acc += row_loss
                     if store_loss:
@@ -542,7 +562,7 @@ def _labelled_kernel(labels, raw, sample_weight, params, has_ignore, ignore_inde
     n, n_classes = raw.shape
     has_sw = sample_weight.shape[0] > 0
     store_loss = loss_out.shape[0] > 0
-    # the gradient-and-Hessian call runs a copy of the block loop with constant flags (see _ROWS)
+    # the gradient-and-Hessian call runs a copy of the block loop with constant flags (see _CHUNK_ENTRIES)
     gh_only = want_grad and want_hess and not want_loss
     nb = n_blocks(n)
     exps, stats, row_counted = _chunk_scratch(n_classes)
