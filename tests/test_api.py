@@ -220,9 +220,9 @@ ELEMENTWISE_LOSSES = [loss for loss in ALL_LOSSES if not isinstance(loss, (nblos
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("loss", ELEMENTWISE_LOSSES, ids=repr)
 def test_elementwise_fast_loops_match_the_general_loop(loss, dtype):
-    """Element-wise kernels run three calls (gradient and Hessian; loss and gradient; loss) in their own
-    vectorised loops over flat elements, and everything else (row weights with several outputs, per-element
-    losses) in a general loop.  Unit row weights on (n, 2) targets take the general loop: every result must
+    """Element-wise kernels run three calls (gradient and Hessian; loss and gradient; loss, summed or per
+    element) in their own vectorised loops over flat elements, and everything else (row weights with several
+    outputs) in a general loop.  Unit row weights on (n, 2) targets take the general loop: every result must
     be the same bits as the fast loops', and the loss sum the same as the sum of the per-element losses."""
     y, raw = _problem(loss, n=3001, dtype=dtype)  # blocks of uneven length, chunks with a remainder
     rtol = 1e-12 if dtype == np.float64 else 1e-6  # sums are returned in the input's dtype
@@ -237,6 +237,12 @@ def test_elementwise_fast_loops_match_the_general_loop(loss, dtype):
         np.testing.assert_array_equal(fast_lg, fast_g)
         np.testing.assert_array_equal(slow_lg, fast_g)
         assert fast_value == loss.loss(*args, reduction="sum")
+        fast_none, fast_none_g = loss.loss_gradient(*args, reduction="none")
+        slow_none, slow_none_g = loss.loss_gradient(*args, sample_weight=ones, reduction="none")
+        np.testing.assert_array_equal(fast_none, slow_none)
+        np.testing.assert_array_equal(fast_none_g, fast_g)
+        np.testing.assert_array_equal(slow_none_g, fast_g)
+        np.testing.assert_array_equal(loss.loss(*args, reduction="none"), slow_none)
         np.testing.assert_allclose(fast_value, slow_value, rtol=rtol)
         np.testing.assert_allclose(fast_value, loss.loss(*args, reduction="none").sum(dtype=np.float64), rtol=rtol)
     with pytest.raises(ValueError, match="raw_prediction"):

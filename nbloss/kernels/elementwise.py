@@ -39,11 +39,13 @@ _CHUNK = 64
 
 @_inline
 def _flat_block(element, yb, zb, sb, has_sw, param, extra, target_lo, target_hi, grad_scale,
-                gb, hb, kept, want_loss, want_grad, want_hess):
+                lb, gb, hb, kept, store_loss, want_loss, want_grad, want_hess):
     """One block of flat elements (one column, or unit weights and one parameter for all columns).
 
     Called with constant ``want_*`` flags, so each use compiles to a loop
-    with no branch on them.  ``kept`` is this block's (``_CHUNK``,) scratch.
+    with no branch on them.  ``kept`` is this block's (``_CHUNK``,) scratch;
+    per-element losses (``store_loss``) are copied from it a chunk at a time,
+    outside the computing loop.
     Returns ``(loss_sum, first_bad_target, first_bad_raw)`` as element
     offsets in the block (its length meaning none).
     """
@@ -70,6 +72,9 @@ def _flat_block(element, yb, zb, sb, has_sw, param, extra, target_lo, target_hi,
         if want_loss:
             for i in range(c_count):
                 acc += kept[i]
+            if store_loss:
+                for i in range(c_count):
+                    lb[c_lo + i] = kept[i]
     return acc, first_target, first_raw
 
 
@@ -112,7 +117,8 @@ def elementwise_pass(element, targets, raw, sample_weight, col_param, extra, tar
     loop (they vectorise); a rescan under ``if`` would hit a Numba bug that
     drops reductions made in a loop nested in a conditional of a prange body.
     The three calls boosting and fitting make (gradient and Hessian; loss and
-    gradient; loss) each get their own constant-flag loop.
+    gradient; loss), the loss summed or per element, each get their own
+    constant-flag loop.
     """
     n_rows, n_cols = raw.shape
     n = n_rows * n_cols
@@ -124,8 +130,8 @@ def elementwise_pass(element, targets, raw, sample_weight, col_param, extra, tar
     flat = n_cols == 1 or (uniform and not has_sw)
     param = col_param[0]
     gh = want_grad and want_hess and not want_loss
-    lg = want_loss and want_grad and not want_hess and not store_loss
-    lonly = want_loss and not want_grad and not want_hess and not store_loss
+    lg = want_loss and want_grad and not want_hess
+    lonly = want_loss and not want_grad and not want_hess
     flat_y = targets.reshape(n)
     flat_z = raw.reshape(n)
     flat_loss = loss_out.reshape(loss_out.size)
@@ -147,13 +153,16 @@ def elementwise_pass(element, targets, raw, sample_weight, col_param, extra, tar
         kb = kept[b]
         if flat and gh:
             acc, first_target, first_raw = _flat_block(element, yb, zb, sb, has_sw, param, extra, target_lo,
-                                                       target_hi, grad_scale, gb, hb, kb, False, True, True)
+                                                       target_hi, grad_scale, lb, gb, hb, kb, store_loss,
+                                                       False, True, True)
         elif flat and lg:
             acc, first_target, first_raw = _flat_block(element, yb, zb, sb, has_sw, param, extra, target_lo,
-                                                       target_hi, grad_scale, gb, hb, kb, True, True, False)
+                                                       target_hi, grad_scale, lb, gb, hb, kb, store_loss,
+                                                       True, True, False)
         elif flat and lonly:
             acc, first_target, first_raw = _flat_block(element, yb, zb, sb, has_sw, param, extra, target_lo,
-                                                       target_hi, grad_scale, gb, hb, kb, True, False, False)
+                                                       target_hi, grad_scale, lb, gb, hb, kb, store_loss,
+                                                       True, False, False)
         else:
             acc, first_target, first_raw = _row_block(element, yb, zb, lo, n_cols, sample_weight, col_param, extra,
                                                       target_lo, target_hi, grad_scale, lb, gb, hb, store_loss,
