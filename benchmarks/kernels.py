@@ -30,7 +30,10 @@ per-row losses and gradients (``reduction="none"``; scikit-learn's
 n = 1e6 and BinaryCrossEntropy at n = 1e7 (a tenth of each with ``--quick``).
 
 Times are medians of ``--repeats`` calls, and of as many more as fit in
-``--min-seconds`` for short calls (fewer for calls over a second).
+``--min-seconds`` for short calls (fewer for calls over a second).  The
+contenders of a case are timed in interleaved rounds, one call each per
+round, so that the machine's drift (this shared machine's speed changes
+within minutes) falls on all of them alike and the ratios hold.
 Prints a table with ratios, writes JSON (``--json``) and a plot of throughput
 against n (``--plot``).
 
@@ -174,19 +177,27 @@ def _floor_call(floor, y, z, g, h):
     return partial(floor, z.reshape(-1), y.reshape(-1), g.reshape(-1), h.reshape(-1))
 
 
-def median_time(fn, repeats: int, min_seconds: float = 0.0) -> float:
-    """Median of at least ``repeats`` timed calls, more while their total is under ``min_seconds``
-    (a median of seven 50-microsecond calls on a shared machine says little); at least 3, and
-    no more once the calls have taken 3 s."""
-    fn()  # warm: compiled code loaded, pages touched
-    times = []
-    while len(times) < repeats or sum(times) < min_seconds:
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-        if sum(times) > 3.0 and len(times) >= 3:
-            break
-    return statistics.median(times)
+def median_times(fns: dict, repeats: int, min_seconds: float = 0.0) -> dict:
+    """``{name: median seconds}`` of the callables ``fns``, timed in interleaved rounds (each round calls
+    every contender still running once), so that a machine whose speed drifts within minutes slows
+    every contender alike and their ratios hold.  Each is called at least ``repeats`` times and more
+    while its calls total under ``min_seconds`` (a median of seven 50-microsecond calls on a shared
+    machine says little); at least 3, and no more once its calls have taken 3 s."""
+    for fn in fns.values():
+        fn()  # warm: compiled code loaded, pages touched
+    times = {name: [] for name in fns}
+
+    def running(name):
+        ts = times[name]
+        return (len(ts) < repeats or sum(ts) < min_seconds) and not (sum(ts) > 3.0 and len(ts) >= 3)
+
+    while any(running(name) for name in fns):
+        for name, fn in fns.items():
+            if running(name):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def call_cases(quick: bool):
@@ -231,8 +242,8 @@ def run_calls(args) -> list:
         else:
             y, z = (rng.uniform(size=n) < 0.3).astype(float), rng.normal(scale=3.0, size=n)
         g = np.empty_like(z)
-        seconds = {key: median_time(make(y, z, g), args.repeats, args.min_seconds)
-                   for key, make in call_contenders(name, k, n_threads).items()}
+        seconds = median_times({key: make(y, z, g) for key, make in call_contenders(name, k, n_threads).items()},
+                               args.repeats, args.min_seconds)
         for call in ("loss", "loss_gradient"):
             ours, theirs = seconds[(call, "nbloss")], seconds[(call, "sklearn")]
             rows.append({"loss": name, "call": call, "n": n, "K": k, "dtype": "float64",
@@ -270,9 +281,10 @@ def run(args) -> dict:
             z = rng.normal(scale=3.0, size=n).astype(dtype)
             y = (rng.uniform(size=n) < 0.3).astype(dtype) if name != "HuberLoss" else rng.normal(size=n).astype(dtype)
         g, h = np.empty_like(z), np.empty_like(z)
-        row = {"loss": name, "n": n, "K": k, "dtype": np.dtype(dtype).name, "seconds": {}}
-        for contender, make in contenders(name, k, n_threads).items():
-            row["seconds"][contender] = median_time(make(y, z, g, h), args.repeats, args.min_seconds)
+        seconds = median_times({contender: make(y, z, g, h)
+                                for contender, make in contenders(name, k, n_threads).items()},
+                               args.repeats, args.min_seconds)
+        row = {"loss": name, "n": n, "K": k, "dtype": np.dtype(dtype).name, "seconds": seconds}
         ours = row["seconds"]["nbloss"]
         row["speedup"] = {c: s / ours for c, s in row["seconds"].items() if c != "nbloss"}
         rows.append(row)
