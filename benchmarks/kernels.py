@@ -145,6 +145,23 @@ def cases(quick: bool):
                 yield name, n, 1, dtype
 
 
+def sklearn_loss(name, k):
+    """scikit-learn's Cython loss for ``name``, or None where it has none."""
+    make = {"CrossEntropy": lambda: HalfMultinomialLoss(n_classes=k), "BinaryCrossEntropy": HalfBinomialLoss,
+            "HuberLoss": lambda: SkHuberLoss(delta=DELTA)}.get(name)
+    return None if make is None else make()
+
+
+def case_data(name, n, k, dtype, seed):
+    """``(y, raw)`` of a case: N(0, 3^2) logits; class labels, 0/1 targets (30% ones) or, for Huber, N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    if k > 1:
+        return rng.integers(0, k, n), rng.normal(scale=3.0, size=(n, k)).astype(dtype)
+    z = rng.normal(scale=3.0, size=n).astype(dtype)
+    y = rng.normal(size=n) if name == "HuberLoss" else (rng.uniform(size=n) < 0.3)
+    return y.astype(dtype), z
+
+
 def contenders(name, k, n_threads):
     """``{contender: (make_call(y, raw, grad_out, hess_out) -> callable)}`` for one loss."""
     # a non-integer exponent takes the focal kernels with pow_unit (gamma 0-3 take ones with products)
@@ -156,10 +173,8 @@ def contenders(name, k, n_threads):
               "HuberLoss": nbloss.HuberLoss(delta=DELTA)}
     ours = losses[name]
     out = {"nbloss": lambda y, z, g, h: (lambda: ours.gradient_hessian(y, z, gradient_out=g, hessian_out=h))}
-    sk = {"CrossEntropy": lambda: HalfMultinomialLoss(n_classes=k), "BinaryCrossEntropy": HalfBinomialLoss,
-          "HuberLoss": lambda: SkHuberLoss(delta=DELTA)}.get(name)
-    if sk is not None:
-        theirs = sk()
+    theirs = sklearn_loss(name, k)
+    if theirs is not None:
         out["sklearn"] = lambda y, z, g, h: partial(theirs.gradient_hessian, y.astype(z.dtype), z, gradient_out=g,
                                                     hessian_out=h, n_threads=n_threads)
     numpy_impl = {"CrossEntropy": numpy_cross_entropy, "BinaryCrossEntropy": numpy_bce, "HuberLoss": numpy_huber,
@@ -213,7 +228,7 @@ def call_contenders(name, k, n_threads):
     ``__call__``), and the per-row loss with the per-row gradient (``reduction="none"``, scikit-learn's
     ``loss_gradient``), each into preallocated outputs where the call takes them."""
     ours = {"CrossEntropy": nbloss.CrossEntropy, "BinaryCrossEntropy": nbloss.BinaryCrossEntropy}[name]()
-    theirs = HalfMultinomialLoss(n_classes=k) if name == "CrossEntropy" else HalfBinomialLoss()
+    theirs = sklearn_loss(name, k)
 
     def sk_loss(y, z, g):
         return partial(theirs, y.astype(z.dtype), z, n_threads=n_threads)
@@ -236,11 +251,7 @@ def run_calls(args) -> list:
     rows = []
     for i, (name, n, k) in enumerate(grid):
         _bar(i, len(grid), f"{name} n={n:,} K={k} loss, loss_gradient")
-        rng = np.random.default_rng(100 + i)
-        if k > 1:
-            y, z = rng.integers(0, k, n), rng.normal(scale=3.0, size=(n, k))
-        else:
-            y, z = (rng.uniform(size=n) < 0.3).astype(float), rng.normal(scale=3.0, size=n)
+        y, z = case_data(name, n, k, np.float64, 100 + i)
         g = np.empty_like(z)
         seconds = median_times({key: make(y, z, g) for key, make in call_contenders(name, k, n_threads).items()},
                                args.repeats, args.min_seconds)
@@ -274,12 +285,7 @@ def run(args) -> dict:
     rows = []
     for i, (name, n, k, dtype) in enumerate(grid):
         _bar(i, len(grid), f"{name} n={n:,} K={k} {np.dtype(dtype).name}")
-        rng = np.random.default_rng(i)
-        if k > 1:
-            y, z = rng.integers(0, k, n), rng.normal(scale=3.0, size=(n, k)).astype(dtype)
-        else:
-            z = rng.normal(scale=3.0, size=n).astype(dtype)
-            y = (rng.uniform(size=n) < 0.3).astype(dtype) if name != "HuberLoss" else rng.normal(size=n).astype(dtype)
+        y, z = case_data(name, n, k, dtype, i)
         g, h = np.empty_like(z), np.empty_like(z)
         seconds = median_times({contender: make(y, z, g, h)
                                 for contender, make in contenders(name, k, n_threads).items()},

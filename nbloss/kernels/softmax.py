@@ -562,7 +562,7 @@ def _labelled_kernel(labels, raw, sample_weight, params, has_ignore, ignore_inde
     n, n_classes = raw.shape
     has_sw = sample_weight.shape[0] > 0
     store_loss = loss_out.shape[0] > 0
-    # the gradient-and-Hessian call runs a copy of the block loop with constant flags (see _CHUNK_ENTRIES)
+    # the gradient-and-Hessian call runs a copy of the block loop with constant flags (see the comment above _ROWS)
     gh_only = want_grad and want_hess and not want_loss
     nb = n_blocks(n)
     exps, stats, row_counted = _chunk_scratch(n_classes)
