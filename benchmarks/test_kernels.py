@@ -1,4 +1,4 @@
-"""pytest-benchmark suite of the kernels: ``pytest benchmarks --benchmark-only``.
+"""pytest-benchmark suite of the kernels: ``pytest benchmarks --benchmark-only -n 0``.
 
 Each group times one call shape for nbloss, scikit-learn's Cython loss module
 (where it has the loss) and a memory floor: copying the bytes the call must

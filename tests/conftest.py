@@ -19,6 +19,19 @@ def worst_errors():
     return record_error
 
 
+def pytest_sessionfinish(session):
+    # an xdist worker hands its worst errors to the controller, which prints the merged table
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["nbloss_worst_errors"] = json.dumps(WORST_ERRORS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    for key, value in json.loads(getattr(node, "workeroutput", {}).get("nbloss_worst_errors", "{}")).items():
+        record_error(key, value)
+
+
 def pytest_terminal_summary(terminalreporter):
     if not WORST_ERRORS:
         return
