@@ -217,7 +217,7 @@ def median_times(fns: dict, repeats: int, min_seconds: float = 0.0, burst_second
     while any(running(name) for name in fns):
         for name, fn in fns.items():
             burst = 0.0
-            while running(name) and burst < burst_seconds:
+            while running(name) and (burst == 0.0 or burst < burst_seconds):
                 start = time.perf_counter()
                 fn()
                 elapsed = time.perf_counter() - start

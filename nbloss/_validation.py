@@ -118,7 +118,8 @@ def output_array(out, name: str, shape: tuple[int, ...], dtype, raw: np.ndarray)
             f"{name} must have shape {tuple(shape)} and dtype {np.dtype(dtype).name}, "
             f"got shape {out.shape} and dtype {out.dtype.name}"
         )
-    if not out.flags.c_contiguous or not out.flags.writeable:
+    flags = out.flags
+    if not flags.c_contiguous or not flags.writeable:
         raise ValueError(f"{name} must be C-contiguous and writeable")
     if np.may_share_memory(out, raw):
         raise ValueError(f"{name} must not share memory with raw_prediction")

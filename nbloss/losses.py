@@ -268,8 +268,10 @@ class _SoftmaxLoss(_Loss):
         if soft and not self._accepts_soft_targets:
             raise ValueError(f"{type(self).__name__} takes class indices: y_true must be 1-D, got shape {y.shape}")
         target = v.as_targets(y, raw, shape) if soft else v.as_labels(y, raw.shape[0])
-        prob = _Problem(raw, shape, target, y_true, v.as_sample_weight(sample_weight, raw.shape[0], raw.dtype), soft)
-        return prob._replace(class_weight=self._class_weight(prob))
+        sw = v.as_sample_weight(sample_weight, raw.shape[0], raw.dtype)
+        # built again rather than _replace'd (0.7 us, a sixtieth of a call at n = 1e3)
+        return _Problem(raw, shape, target, y_true, sw, soft,
+                        self._class_weight(_Problem(raw, shape, target, y_true, sw, soft)))
 
     def _raise(self, prob: _Problem, bad_target: int, bad_raw: int) -> None:
         if prob.soft:
@@ -399,7 +401,8 @@ class CrossEntropy(_SoftmaxLoss):
             return sm.cross_entropy_soft, (prob.target, prob.raw, prob.sample_weight, w, eps, tol,
                                            grad_scale, loss_out, grad_out, hess_out, *want)
         if eps == 0.0:  # the common case; the sums below cost ~9 us a call, the kernel ~30 us at n = 1e3
-            params = (w, np.zeros(k), np.zeros(k), 0.0)
+            no_smoothing = np.zeros(k)  # read only by the kernel
+            params = (w, no_smoothing, no_smoothing, 0.0)
         else:
             smooth_w = (eps / k) * w
             # sum_{j != k} smooth_w[j] from prefix and suffix sums: no cancellation

@@ -95,6 +95,35 @@ def test_results_are_bitwise_identical_for_any_thread_count(loss):
         nbloss.set_num_threads(before)
 
 
+def test_kernels_run_with_nbloss_thread_count_in_every_thread():
+    """``launch`` gives each kernel nbloss's count, whatever the calling thread's own Numba count."""
+    import threading
+
+    import numba
+
+    from nbloss._threading import launch
+
+    @numba.njit(parallel=True)
+    def threads_seen(x):
+        for i in numba.prange(x.shape[0]):
+            x[i] = numba.get_num_threads()
+        return numba.get_num_threads()
+
+    before = nbloss.get_num_threads()
+    seen = []
+    try:
+        for threads in sorted({1, before}):
+            nbloss.set_num_threads(threads)
+            numba.set_num_threads(before)  # the calling thread's own count, which launch must override
+            seen.append((threads, launch(threads_seen, np.zeros(4))))
+            worker = threading.Thread(target=lambda t=threads: seen.append((t, launch(threads_seen, np.zeros(4)))))
+            worker.start()
+            worker.join()
+    finally:
+        nbloss.set_num_threads(before)
+    assert seen and all(wanted == got for wanted, got in seen), seen
+
+
 def test_set_num_threads_checks_its_argument():
     with pytest.raises(ValueError, match="n must be in"):
         nbloss.set_num_threads(0)
@@ -334,6 +363,30 @@ def test_softmax_long_rows_take_shorter_chunks(k):
     np.testing.assert_allclose(h, p * (1 - p), rtol=1e-12, atol=1e-15)
     for loss in (nbloss.CrossEntropy(label_smoothing=0.2), nbloss.FocalLoss(gamma=2.0), nbloss.FocalLoss(gamma=1.5)):
         _assert_calls_agree(loss, y, raw, rng.uniform(0.5, 2.0, n))
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_soft_target_losses_span_chunks(smoothing):
+    """Soft targets: row losses are formed a chunk of rows at a time (their logarithms in one loop over
+    the chunk), blocks of ~39 rows making a full chunk of 32 and a remainder.  Every call against NumPy's
+    formulas, and ``loss``, ``loss_gradient`` and ``gradient_hessian`` bit for bit."""
+    rng = np.random.default_rng(11)
+    n, k = 20_011, 6
+    raw = rng.normal(scale=4.0, size=(n, k))
+    raw[0] = [1e4, -1e4, 0.0, 1e4, 3.0, 7.0]
+    q = rng.dirichlet(np.ones(k), n)
+    q[1] = np.eye(k)[2]
+    sw = rng.uniform(0.0, 3.0, n)
+    w = rng.uniform(0.5, 2.0, k)
+    loss = nbloss.CrossEntropy(class_weight=w, label_smoothing=smoothing)
+    per_row, g, h = _assert_calls_agree(loss, q, raw, sw)
+    c = sw[:, None] * w * ((1 - smoothing) * q + smoothing / k)
+    np.testing.assert_allclose(per_row, -(c * log_softmax(raw, axis=1)).sum(axis=1), rtol=1e-12)
+    p = softmax(raw, axis=1)
+    np.testing.assert_allclose(g, c.sum(axis=1, keepdims=True) * p - c, rtol=1e-10, atol=1e-12)
+    one_minus_p = np.stack([np.delete(p, j, axis=1).sum(axis=1) for j in range(k)], axis=1)  # no cancellation
+    np.testing.assert_allclose(h, c.sum(axis=1, keepdims=True) * p * one_minus_p, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(loss.loss(q, raw, sw, reduction="sum"), per_row.sum(), rtol=1e-13)
 
 
 # (store per-row or per-element losses, want the loss sum, the gradient, the Hessian): each loop a
