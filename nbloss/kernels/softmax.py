@@ -75,7 +75,7 @@ def _add_rest_term(e, small, ones):
 
 @_inline
 def _row_exp_store(z, m, buf):
-    """``S'``, storing ``e_k`` in ``buf`` (a gradient or Hessian row) for the next pass.
+    """``S'``, storing ``e_k`` in ``buf`` (a gradient or Hessian row for the next pass, or scratch).
 
     Two loops: the exponentials (no loop-carried dependence, so vectorised),
     then their sum.
