@@ -116,3 +116,25 @@ def test_memory_floor(benchmark, family, method, dtype):
         _, raw = _elementwise_data(dtype, True)
         benchmark.group = f"elementwise n={N_ELEMENTWISE} {method} {np.dtype(dtype).name}"
     benchmark(_floor(raw, method))
+
+
+N_MULTILABEL, N_LABELS = 200_000, 10
+LAYOUTS = ["unweighted", "sample_weight", "pos_weight_per_column"]
+
+
+@pytest.mark.parametrize("method", ["gradient_hessian", "gradient", "hessian", "loss_gradient"])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_multilabel_layouts(benchmark, layout, method):
+    """Multilabel BCE (n, 10), float64: row weights and per-column ``pos_weight`` are laid out a
+    chunk at a time and run the same vectorised loop; each group compares them with the unweighted call."""
+    rng = np.random.default_rng(2)
+    raw = rng.normal(scale=3, size=(N_MULTILABEL, N_LABELS))
+    y = (rng.uniform(size=raw.shape) < 0.3).astype(np.float64)
+    sw = rng.uniform(0.5, 2.0, N_MULTILABEL) if layout == "sample_weight" else None
+    pw = np.linspace(1.0, 3.0, N_LABELS) if layout == "pos_weight_per_column" else None
+    loss = nbloss.BinaryCrossEntropy(pos_weight=pw)
+    benchmark.group = f"multilabel BCE n={N_MULTILABEL} L={N_LABELS} {method}"
+    fn = (lambda: loss.loss_gradient(y, raw, sw, reduction="sum")) if method == "loss_gradient" else \
+        (lambda: getattr(loss, method)(y, raw, sw))
+    fn()
+    benchmark(fn)

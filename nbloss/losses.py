@@ -524,11 +524,15 @@ class _ElementwiseLoss(_Loss):
     def _total_weight(self, prob: _Problem) -> float:
         return float(prob.weights_or_ones().sum()) * prob.raw.shape[1]
 
+    def _kernel_for(self, col_param: np.ndarray) -> Callable:
+        """The kernel for these column parameters (every loss but BCE has one value for all columns)."""
+        return self._kernel
+
     def _kernel_call(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
         col_param, extra = self._column_params(prob.raw.shape[1])
-        return self._kernel, (prob.target, prob.raw, prob.sample_weight, col_param, extra, *self._target_range,
-                              grad_scale, loss_out, grad_out, hess_out, want_loss,
-                              grad_out.shape[0] > 0, hess_out.shape[0] > 0)
+        return self._kernel_for(col_param), (prob.target, prob.raw, prob.sample_weight, col_param, extra,
+                                             *self._target_range, grad_scale, loss_out, grad_out, hess_out,
+                                             want_loss, grad_out.shape[0] > 0, hess_out.shape[0] > 0)
 
     def _raise(self, prob, bad_target, bad_raw):
         v.raise_for_bad_rows(prob.raw.shape[0], bad_target, bad_raw, prob.y_true, prob.raw, self._target_rule)
@@ -627,6 +631,11 @@ class BinaryCrossEntropy(_SigmoidLoss):
         if isinstance(self.pos_weight, np.ndarray):
             return v.per_class_vector(self.pos_weight, "pos_weight", n_cols), 0.0
         return np.full(n_cols, 1.0 if self.pos_weight is None else self.pos_weight), 0.0
+
+    def _kernel_for(self, col_param):
+        if isinstance(self.pos_weight, np.ndarray) and (col_param != col_param[0]).any():
+            return ew.bce_per_column
+        return self._kernel
 
     def init_raw_prediction(self, y_true, sample_weight=None):
         """Logit of the weighted positive rate, ``log(sum s pw y / sum s (1 - y))`` per output.

@@ -291,6 +291,61 @@ def test_bce_per_output_pos_weight_takes_each_outputs_weight():
         np.testing.assert_array_equal(h[:, j], h_j)
 
 
+_ELEMENTWISE_LAYOUTS = [
+    (lambda pw: nbloss.BinaryCrossEntropy(pos_weight=pw), True),
+    (lambda pw: nbloss.BinaryFocalLoss(gamma=1.5, alpha=0.3), True),
+    (lambda pw: nbloss.BinaryFocalLoss(gamma=2.0), True),
+    (lambda pw: nbloss.HuberLoss(delta=0.7), False),
+    (lambda pw: nbloss.PseudoHuberLoss(), False),
+    (lambda pw: nbloss.SquaredError(), False),
+]
+
+
+@pytest.mark.parametrize("case", range(len(_ELEMENTWISE_LAYOUTS)))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_elementwise_columns_match_their_one_column_calls(case, dtype):
+    """A multi-output call with sample weights (and for BCE a ``pos_weight`` per column) lays out
+    each element's row weight and column parameter a chunk at a time; with 7 columns and blocks of
+    ~39 elements, blocks and chunks start mid-row.  Every column must match the one-column call
+    with that column's parameter (the unweighted loop that reads weights directly) bit for bit, for
+    every call: ``gradient`` and ``hessian`` (a loop reading its flags at run time), the
+    per-element loss, and the summed loss to rounding."""
+    make, binary = _ELEMENTWISE_LAYOUTS[case]
+    rng = np.random.default_rng(11)
+    n, n_cols = 5_003, 7
+    raw = rng.normal(scale=4.0, size=(n, n_cols)).astype(dtype)
+    raw[0, 3], raw[1, 0] = np.inf, -1e4
+    y = ((rng.uniform(size=raw.shape) < 0.4) if binary else rng.normal(size=raw.shape)).astype(dtype)
+    if binary:
+        y[::13] = rng.uniform(size=y[::13].shape)  # soft targets
+    sw = rng.uniform(0.0, 3.0, n).astype(dtype)
+    sw[::17] = 0.0
+    pw = np.linspace(0.5, 3.0, n_cols)
+    loss = make(pw)
+    g, h = loss.gradient_hessian(y, raw, sample_weight=sw)
+    np.testing.assert_array_equal(g, loss.gradient(y, raw, sample_weight=sw))
+    np.testing.assert_array_equal(h, loss.hessian(y, raw, sample_weight=sw))
+    per_element, g_lg = loss.loss_gradient(y, raw, sample_weight=sw, reduction="none")
+    np.testing.assert_array_equal(g_lg, g)
+    np.testing.assert_array_equal(per_element, loss.loss(y, raw, sample_weight=sw, reduction="none"))
+    for j in range(n_cols):
+        one = make(pw[j])
+        g_j, h_j = one.gradient_hessian(y[:, j], raw[:, j], sample_weight=sw)
+        np.testing.assert_array_equal(g[:, j], g_j)
+        np.testing.assert_array_equal(h[:, j], h_j)
+        np.testing.assert_array_equal(per_element[:, j],
+                                      one.loss(y[:, j], raw[:, j], sample_weight=sw, reduction="none"))
+        np.testing.assert_array_equal(one.gradient(y[:, j], raw[:, j], sample_weight=sw), g_j)
+    total = loss.loss(y, raw, sample_weight=sw, reduction="sum")
+    np.testing.assert_allclose(total, per_element.astype(np.float64).sum(), rtol=1e-12 if dtype == np.float64 else 1e-6)
+    for row in (38, n - 1):  # the first bad row is found wherever it falls in a chunk
+        bad = raw.copy()
+        bad[row, n_cols - 1] = np.nan
+        for call in (loss.gradient, loss.hessian, loss.loss, loss.loss_gradient):
+            with pytest.raises(ValueError, match=f"raw_prediction.*row {row}"):
+                call(y, bad, sample_weight=sw)
+
+
 _LABELLED = [nbloss.CrossEntropy(), nbloss.CrossEntropy(label_smoothing=0.1, class_weight=[1.0, 2.0, 0.5, 3.0, 1.0]),
              nbloss.CrossEntropy(ignore_index=2), nbloss.FocalLoss(),
              nbloss.FocalLoss(gamma=0.5, alpha=[0.25, 1.0, 2.0, 1.0, 0.5], ignore_index=-1)]
