@@ -33,21 +33,20 @@ from .sigmoid import bce_element, binary_focal_element, binary_focal_int_element
 
 _inline = njit(inline="always", cache=True)
 
-# Elements are taken a chunk at a time, each chunk in three steps: its
-# elements' row weights and column parameters are laid out in scratch where
-# they vary, one loop applies the formula to the chunk's elements, and their
-# weighted losses, stored by that loop, are added in element order.  Adding
-# them in the computing loop would serialise it (an ordered float sum does not
-# vectorise), and a reassociated sum would change the last bits between
-# ``loss`` and ``loss_gradient`` and with the compiled code.  With weights and
-# parameters laid out, one vectorised loop serves every layout.  Before, a
-# multilabel call with sample weights or a per-column ``pos_weight``, and
-# every call for the gradient alone or the Hessian alone, ran a scalar loop
-# that found each element's row and column by integer division: BCE
-# ``gradient_hessian`` at n = 1e6, 10 columns, took 70 ms with sample weights
-# against 10 ms without, and ``gradient`` at n = 1e7 58 ms against
-# ``gradient_hessian``'s 10 (now 18, 16 and 10 ms; ``/tmp`` scripts quoted in
-# the issue notes).
+# Elements are taken a chunk at a time: one loop applies the formula to the
+# chunk's elements and stores their weighted losses, which are then added in
+# element order.  Adding them in the computing loop would serialise it (an
+# ordered float sum does not vectorise), and a reassociated sum would change
+# the last bits between ``loss`` and ``loss_gradient`` and with the compiled
+# code.  The calls with one weight per element (one column, or no sample
+# weights) and one parameter run ``_flat_block``; every other call runs
+# ``_element_block``, which first lays out each element's row weight and
+# column parameter in scratch, a row's run of columns at a time, and then runs
+# the same kind of vectorised loop.  It used to find each element's row and
+# column by integer division in a scalar loop: BCE ``gradient_hessian`` at
+# n = 1e6, 10 columns, took 74 ms with sample weights against 10 ms without
+# (now 16), and ``gradient`` alone at n = 1e7 59 ms against
+# ``gradient_hessian``'s 10 (now 11).
 _CHUNK = 64
 # offsets in the per-thread scratch (one array indexed at fixed offsets)
 _KEPT, _WEIGHTS, _PARAMS = 0, _CHUNK, 2 * _CHUNK
@@ -189,7 +188,10 @@ def elementwise_pass(element, per_column, targets, raw, sample_weight, col_param
     drops reductions made in a loop nested in a conditional of a prange body.
     The three calls boosting and fitting make (gradient and Hessian; loss and
     gradient; loss), the loss summed or per element, each get their own
-    constant-flag loop.
+    constant-flag loop when no layout is needed; everything else, one copy
+    of :func:`_element_block` that reads its flags at run time (one more copy
+    per flag set cost compile time: with two, a kernel took 28 s to compile
+    against 17).
     """
     n_rows, n_cols = raw.shape
     n = n_rows * n_cols
