@@ -322,12 +322,7 @@ def test_elementwise_columns_match_their_one_column_calls(case, dtype):
     sw[::17] = 0.0
     pw = np.linspace(0.5, 3.0, n_cols)
     loss = make(pw)
-    g, h = loss.gradient_hessian(y, raw, sample_weight=sw)
-    np.testing.assert_array_equal(g, loss.gradient(y, raw, sample_weight=sw))
-    np.testing.assert_array_equal(h, loss.hessian(y, raw, sample_weight=sw))
-    per_element, g_lg = loss.loss_gradient(y, raw, sample_weight=sw, reduction="none")
-    np.testing.assert_array_equal(g_lg, g)
-    np.testing.assert_array_equal(per_element, loss.loss(y, raw, sample_weight=sw, reduction="none"))
+    per_element, g, h = _assert_calls_agree(loss, y, raw, sw)
     for j in range(n_cols):
         one = make(pw[j])
         g_j, h_j = one.gradient_hessian(y[:, j], raw[:, j], sample_weight=sw)
