@@ -67,13 +67,15 @@ class RowDerivatives:
             loss = self.derivatives.loss
             softmax = is_softmax(loss)
             target = np.zeros(1, dtype=np.int64) if softmax else np.zeros((1, n_outputs))
-            prob = loss._prepare(target, np.zeros((1, n_outputs)), np.ones(1))
+            rows = (target, np.zeros((1, n_outputs)), np.ones(1))  # each call writes its row here
+            # the problem holds read-only views of these same buffers (of the right dtype, so not copied)
+            prob = loss._prepare(*rows)
             neg_grad, neg_hess = np.empty((1, n_outputs)), np.empty((1, n_outputs))
             exact = self.derivatives.hessian == "exact"
             kernel, args = loss._kernel_call(prob, -1.0, loss._empty(prob, loss_shaped=True), neg_grad,
                                              neg_hess if exact else loss._empty(prob), False)
             der2 = [[0.0] * n_outputs for _ in range(n_outputs)]
-            state = (n_outputs, softmax, exact, prob, neg_grad[0], neg_hess[0], der2, serial(kernel), args)
+            state = (n_outputs, softmax, exact, prob, rows, neg_grad[0], neg_hess[0], der2, serial(kernel), args)
             self._states[threading.get_ident()] = state
         return state
 
@@ -81,7 +83,8 @@ class RowDerivatives:
         """``target``: a class index (softmax losses) or the row's (L,) targets; ``approx``: the row's (L,)
         margins.  Returns ``der1`` (L,) and the diagonal ``der2`` (L x L), valid until this thread's next call."""
         approx = np.asarray(approx, dtype=np.float64)
-        n_outputs, softmax, exact, prob, neg_grad, neg_hess, der2, kernel, args = self._state(approx.shape[0])
+        n_outputs, softmax, exact, prob, rows, neg_grad, neg_hess, der2, kernel, args = self._state(approx.shape[0])
+        target_row, raw_row, weight_row = rows
         w = 1.0 if weight is None else float(weight)
         if not (0.0 <= w < math.inf):
             raise ValueError(f"sample_weight must be finite and non-negative, got {weight!r}")
@@ -89,11 +92,11 @@ class RowDerivatives:
             label = float(target)
             if label != math.floor(label) or not abs(label) < 2.0**62:
                 raise ValueError(f"y_true must hold integral class indices, got {target!r}")
-            prob.target[0] = int(label)
+            target_row[0] = int(label)
         else:
-            prob.target[0] = target
-        prob.raw[0] = approx
-        prob.sample_weight[0] = w
+            target_row[0] = target
+        raw_row[0] = approx
+        weight_row[0] = w
         _, bad_target, bad_raw = kernel(*args)
         if bad_target == 0 or bad_raw == 0:
             self.derivatives.loss._raise(prob._replace(y_true=np.array([target])), bad_target, bad_raw)
