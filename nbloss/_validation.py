@@ -46,8 +46,8 @@ def read_only(arr: np.ndarray) -> np.ndarray:
     """``arr``, or a read-only view of it.
 
     Numba types a read-only array apart from a writeable one and compiles a
-    kernel again for each mix of read-only and writeable inputs (15 to 17 s
-    each: memory maps, pandas' copy-on-write arrays and scikit-learn's
+    kernel again for each mix of read-only and writeable inputs (15 to 30 s
+    each on 2 cores: memory maps, pandas' copy-on-write arrays and scikit-learn's
     ``readonly_memmap`` checks all hand over read-only arrays).  Every array a
     kernel only reads goes through here, so each kernel compiles once per dtype.
     """
