@@ -42,16 +42,10 @@ _apply_log1p = _elementwise(log1p_unit)
 _apply_log1p_nonneg = _elementwise(log1p_nonneg)
 
 
-def _pow_loop():
-    @njit(error_model="numpy")
-    def apply(v, gamma, out):
-        for i in range(v.shape[0]):
-            out[i] = pow_unit(v[i], gamma)
-
-    return apply
-
-
-_apply_pow = _pow_loop()
+@njit(error_model="numpy")
+def _apply_pow(v, gamma, out):
+    for i in range(v.shape[0]):
+        out[i] = pow_unit(v[i], gamma)
 
 
 def _sweep():
@@ -224,15 +218,22 @@ _INT64_CONVERSION = re.compile(r"\bv?cvtt?(?:sd2si|si2sd)\w*")
 _PACKED_YMM = re.compile(r"^\s*v\w+pd\s[^\n]*%ymm", re.MULTILINE)
 
 
+# the loops the accuracy tests run (compiled in this process, not cached, so their asm is
+# at hand), with arguments in each function's domain
+_LOOPS_AND_ARGS = {
+    "exp_nonpos": (_apply, (-np.linspace(0.0, 1.0, 8), np.empty(8))),
+    "log1p_unit": (_apply_log1p, (np.linspace(0.0, 1.0, 8), np.empty(8))),
+    "log1p_nonneg": (_apply_log1p_nonneg, (np.linspace(0.0, 1.0, 8), np.empty(8))),
+    "pow_unit": (_apply_pow, (np.linspace(0.0, 1.0, 8), 2.5, np.empty(8))),
+}
+
+
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 instruction names")
-@pytest.mark.parametrize("name", ["exp_nonpos", "log1p_unit", "log1p_nonneg", "pow_unit"])
+@pytest.mark.parametrize("name", list(_LOOPS_AND_ARGS))
 def test_loops_vectorise_without_int64_conversions(name):
-    """The point of the functions above is a loop LLVM vectorises: compiled fresh, a loop
-    over each holds no float64/int64 conversion and, on an AVX2 host, packed float64 arithmetic."""
-    if name == "pow_unit":
-        apply, args = _pow_loop(), (np.linspace(0.0, 1.0, 8), 2.5, np.empty(8))
-    else:
-        apply, args = _elementwise(globals()[name]), (np.linspace(0.0, 1.0, 8) - (name == "exp_nonpos"), np.empty(8))
+    """The point of the functions above is a loop LLVM vectorises: a loop over each holds no
+    float64/int64 conversion and, on an AVX2 host, packed float64 arithmetic."""
+    apply, args = _LOOPS_AND_ARGS[name]
     apply(*args)
     asm = "\n".join(apply.inspect_asm().values())
     assert not _INT64_CONVERSION.findall(asm)
