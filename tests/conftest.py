@@ -1,10 +1,65 @@
 import json
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+
+# Most of this suite's time is Numba compiling the kernels on an empty cache (on 2 cores, 898 s cold against
+# 259 s with every kernel cached), and a kernel that two workers need at once is compiled by both.  So a run of
+# the whole suite first compiles each kernel once, into the on-disk cache the workers then load from: one
+# process per dtype, the two running side by side.  NBLOSS_NO_PRECOMPILE=1 skips it.
+_PRECOMPILE = """
+import sys
+import numpy as np
+import nbloss
+from nbloss.kernels.sigmoid import sigmoid
+from nbloss.kernels.softmax import hessian_product, softmax
+
+dtype = np.dtype(sys.argv[1]).type
+rng = np.random.default_rng(0)
+labels = rng.integers(0, 4, 40)
+z = rng.normal(size=(40, 4)).astype(dtype)
+soft = rng.dirichlet(np.ones(4), 40).astype(dtype)
+binary = (rng.random((40, 4)) < 0.5).astype(dtype)
+per_column = nbloss.BinaryCrossEntropy(pos_weight=[1.0, 2.0, 3.0, 4.0])
+calls = [(nbloss.CrossEntropy(), labels), (nbloss.FocalLoss(gamma=2.0), labels), (nbloss.FocalLoss(gamma=1.5), labels),
+         (nbloss.CrossEntropy(), soft), (nbloss.BinaryCrossEntropy(), binary), (per_column, binary),
+         (nbloss.BinaryFocalLoss(gamma=2.0), binary), (nbloss.BinaryFocalLoss(gamma=1.5), binary),
+         (nbloss.HuberLoss(), z), (nbloss.PseudoHuberLoss(), z), (nbloss.SquaredError(), z)]
+for loss, y in calls:
+    loss.gradient_hessian(y, z)
+    loss.loss(y, z)
+out = np.empty_like(z)
+softmax(z, out)
+sigmoid(z, out)
+hessian_product(z, np.ones(40, dtype), z, out)
+if dtype is np.float32:  # and CatBoost's per-row objectives (float64 rows) in this process, for balance
+    from nbloss.boosting._catboost import RowDerivatives
+    from nbloss.boosting._common import Derivatives
+    for loss, target in [(nbloss.CrossEntropy(), 1), (nbloss.FocalLoss(), 1), (nbloss.HuberLoss(), np.zeros(4)),
+                         (nbloss.BinaryCrossEntropy(), np.zeros(4)), (per_column, np.zeros(4))]:
+        RowDerivatives(Derivatives(loss))(target, np.zeros(4), None)
+"""
+
+
+def _runs_whole_suite(config) -> bool:
+    tests = Path(__file__).parent.resolve()
+    return all(Path(arg).resolve() in (tests, tests.parent) for arg in config.args)
+
+
+def pytest_configure(config):
+    worker = hasattr(config, "workerinput")
+    if worker or os.environ.get("NBLOSS_NO_PRECOMPILE") or not _runs_whole_suite(config):
+        return
+    procs = [subprocess.Popen([sys.executable, "-c", _PRECOMPILE, dtype]) for dtype in ("float64", "float32")]
+    for proc in procs:
+        if proc.wait() != 0:
+            raise pytest.UsageError("compiling the kernels before the suite failed (see above)")
+
 
 # Worst errors measured by the accuracy tests, keyed "loss/quantity/dtype".
 WORST_ERRORS: dict[str, float] = {}
