@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,9 @@ if dtype is np.float32:  # and CatBoost's per-row objectives (float64 rows) in t
 """
 
 
+_PRECOMPILE_SECONDS = pytest.StashKey[float]()
+
+
 def _runs_whole_suite(config) -> bool:
     tests = Path(__file__).parent.resolve()
     return all(Path(arg).resolve() in (tests, tests.parent) for arg in config.args)
@@ -55,10 +59,13 @@ def pytest_configure(config):
     worker = hasattr(config, "workerinput")
     if worker or os.environ.get("NBLOSS_NO_PRECOMPILE") or not _runs_whole_suite(config):
         return
+    start = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, "-c", _PRECOMPILE, dtype]) for dtype in ("float64", "float32")]
     for proc in procs:
         if proc.wait() != 0:
             raise pytest.UsageError("compiling the kernels before the suite failed (see above)")
+    # pytest's own clock starts after this: the summary says what it left out
+    config.stash[_PRECOMPILE_SECONDS] = time.perf_counter() - start
 
 
 # Worst errors measured by the accuracy tests, keyed "loss/quantity/dtype".
@@ -87,7 +94,10 @@ def pytest_testnodedown(node, error):
         record_error(key, value)
 
 
-def pytest_terminal_summary(terminalreporter):
+def pytest_terminal_summary(terminalreporter, config):
+    if _PRECOMPILE_SECONDS in config.stash:
+        terminalreporter.write_line(f"kernels compiled before the session (not in its time): "
+                                    f"{config.stash[_PRECOMPILE_SECONDS]:.1f} s")
     if not WORST_ERRORS:
         return
     terminalreporter.section("worst relative errors against mpmath (50 digits)")
