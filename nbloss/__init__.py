@@ -10,8 +10,12 @@ estimators and adapters are imported on first use, so ``import nbloss`` does
 not import scikit-learn or a boosting library.
 """
 
-from ._threading import get_num_threads, set_num_threads, threading_layer
-from .losses import (
+from . import _cache
+
+_cache.install()  # before any kernel is defined: its cache entry must cover every file it is compiled from
+
+from ._threading import get_num_threads, set_num_threads, threading_layer  # noqa: E402
+from .losses import (  # noqa: E402
     BinaryCrossEntropy,
     BinaryFocalLoss,
     CrossEntropy,

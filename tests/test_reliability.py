@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -214,3 +215,43 @@ def test_read_only_inputs_do_not_compile_again():
         for call, want in zip(calls, expected):
             assert _same(call(mixed), want)
     assert [len(kernel.signatures) for kernel in kernels] == before
+
+
+_STALE_PROBE = """
+import json
+import numpy as np
+import nbloss
+from nbloss.kernels.sigmoid import sigmoid
+raw = np.linspace(-3.0, 3.0, 8).reshape(4, 2)
+out = np.empty_like(raw)
+sigmoid(raw, out)
+print(json.dumps({"file": nbloss.__file__, "misses": sum(sigmoid.stats.cache_misses.values()),
+                  "hits": sum(sigmoid.stats.cache_hits.values()), "out": out.tolist()}))
+"""
+
+
+@pytest.mark.slow
+def test_a_change_to_the_numerics_alone_recompiles_the_kernels(tmp_path):
+    """Numba stamps a cache entry with the file that defines the function only; the sigmoid kernel inlines
+    ``exp_nonpos`` from ``_numerics.py``, so a change there alone must still invalidate it (nbloss._cache).
+    Without that, the third run below loads the old machine code and returns the old values."""
+    package = tmp_path / "src" / "nbloss"
+    shutil.copytree(os.path.dirname(nbloss.__file__), package, ignore=shutil.ignore_patterns("__pycache__"))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"), PYTHONPATH=str(package.parent))
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", _STALE_PROBE], env=env, capture_output=True, text=True,
+                             timeout=900, check=True, cwd=tmp_path)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    cold, warm = run(), run()
+    assert os.path.dirname(cold["file"]) == str(package)
+    assert (cold["misses"], warm["misses"], warm["hits"]) == (1, 0, 1)
+    numerics = package / "_numerics.py"
+    source = numerics.read_text()
+    exact = "    return _exp_finish(x, k, r)\n"
+    assert source.count(exact) == 1
+    numerics.write_text(source.replace(exact, "    return 2.0 * _exp_finish(x, k, r)\n"))
+    changed = run()
+    assert changed["misses"] == 1 and changed["hits"] == 0
+    assert changed["out"] != cold["out"]

@@ -1,0 +1,75 @@
+"""Keeps Numba's on-disk cache of the kernels in step with every file they are compiled from.
+
+Numba stamps a cached function with the contents of the one file that defines
+it, but a kernel also inlines code from other files (:mod:`nbloss._numerics`
+and the formulas of its family in :mod:`nbloss.kernels`).  A change to one of
+those alone (a ``git pull`` into an editable install, say) would leave the
+old machine code in use, silently.  So for functions defined in these files
+the stamp also covers the contents of all of them, and a change to any one
+recompiles every kernel.  A ``pip install`` rewrites every file, and is not
+affected either way.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+from numba.core import caching
+
+_PACKAGE = Path(__file__).resolve().parent
+# every file with code that Numba compiles into a kernel
+SOURCES = (_PACKAGE / "_numerics.py", *sorted((_PACKAGE / "kernels").glob("*.py")))
+
+
+@functools.cache
+def _contents_digest(stats: tuple) -> bytes:
+    """sha256 of the files' contents; ``stats`` (path, mtime, size) only keys the memo, as in Numba."""
+    digest = hashlib.sha256()
+    for path, _, _ in stats:
+        digest.update(Path(path).read_bytes())
+    return digest.digest()
+
+
+def sources_stamp() -> bytes:
+    """One stamp of the contents of every file in :data:`SOURCES`."""
+    stats = []
+    for path in SOURCES:
+        st = path.stat()
+        stats.append((str(path), st.st_mtime_ns, st.st_size))
+    return _contents_digest(tuple(stats))
+
+
+def _covering(base: type) -> type:
+    """``base`` (one of Numba's locators backed by a source file) for functions defined in
+    :data:`SOURCES` only, its stamp extended with :func:`sources_stamp`."""
+
+    class Locator(base):
+        def get_source_stamp(self):
+            return super().get_source_stamp(), sources_stamp()
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if Path(py_file).resolve() not in SOURCES:
+                return None
+            return super().from_function(py_func, py_file)
+
+    Locator.__name__ = Locator.__qualname__ = "Nbloss" + base.__name__.lstrip("_")
+    return Locator
+
+
+def _numba_class(name: str) -> type:
+    # public names in recent Numba (0.68), with a leading underscore in older ones (0.60)
+    return getattr(caching, name, None) or getattr(caching, "_" + name)
+
+
+def install() -> None:
+    """Put the covering locators first in Numba's list (once), in Numba's own order of preference:
+    ``NUMBA_CACHE_DIR`` if set, else the package's ``__pycache__``, else the user-wide cache."""
+    classes = _numba_class("CacheImpl")._locator_classes
+    if any(getattr(c, "__module__", None) == __name__ for c in classes):
+        return
+    bases = [_numba_class(name) for name in ("UserProvidedCacheLocator", "InTreeCacheLocator",
+                                                "UserWideCacheLocator")]
+    classes[:0] = [_covering(base) for base in bases]
