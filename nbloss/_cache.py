@@ -6,8 +6,11 @@ and the formulas of its family in :mod:`nbloss.kernels`).  A change to one of
 those alone (a ``git pull`` into an editable install, say) would leave the
 old machine code in use, silently.  So for functions defined in these files
 the stamp also covers the contents of all of them, and a change to any one
-recompiles every kernel.  A ``pip install`` rewrites every file, and is not
-affected either way.
+recompiles every kernel.  An upgrade is no exception: Numba 0.68 stamps with
+content hashes, and its cache files can outlive the package's (pip removes the
+files it installed, and ``NUMBA_CACHE_DIR`` or the user-wide cache are not the
+package's), so a kernel file that an upgrade left unchanged would have kept
+its old entry too.
 """
 
 from __future__ import annotations
