@@ -76,7 +76,7 @@ from sklearn._loss.loss import HuberLoss as SkHuberLoss
 
 import nbloss
 from nbloss._numerics import exp_nonpos
-from nbloss.kernels import renamed_copy
+from nbloss.kernels import _KERNEL_OPTIONS, renamed_copy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from focal_reference import binary_focal_grad_hess, softmax_focal_grad_hess  # noqa: E402
@@ -126,7 +126,8 @@ def _floor_pass(src, targets, out_a, out_b):
 def _floor_for(name, element):
     """:func:`_floor_pass` compiled with ``ELEMENT = element``, as the kernels are but not cached: Numba's
     cache entry of a function outside nbloss would not see a change to the ``exp`` it inlines."""
-    return njit(parallel=True, error_model="numpy")(renamed_copy(_floor_pass, name, {"ELEMENT": element}))
+    return njit(parallel=True, **{**_KERNEL_OPTIONS, "cache": False})(renamed_copy(_floor_pass, name,
+                                                                             {"ELEMENT": element}))
 
 
 copy_floor = _floor_for("copy_floor", _unchanged)

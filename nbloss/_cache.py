@@ -46,11 +46,11 @@ def sources_stamp() -> bytes:
 
 def _covering(base: type) -> type:
     """``base`` (one of Numba's locators backed by a source file) for functions defined in
-    :data:`SOURCES` only, its stamp extended with :func:`sources_stamp`."""
+    :data:`SOURCES` only, stamped with :func:`sources_stamp` (which covers the defining file too)."""
 
     class Locator(base):
         def get_source_stamp(self):
-            return super().get_source_stamp(), sources_stamp()
+            return sources_stamp()
 
         @classmethod
         def from_function(cls, py_func, py_file):
