@@ -3,10 +3,11 @@
 Everything a kernel receives went through here: float32/float64 C-contiguous
 ``raw_prediction`` (no copy when it already is), int64 labels, targets and
 weights in the dtype of ``raw_prediction``, all as read-only views (see
-:func:`read_only`).  Checks that need a pass of their
-own are done here; checks the kernels can fold into their pass (NaN logits,
-label range, target range) are reported by the kernels as a first bad row and
-turned into messages by :func:`raise_for_bad_rows`.
+:func:`read_only`).  Checks that need a pass of their own are done here (the
+sample weights' by a compiled pass from :mod:`nbloss.kernels.checks`, which
+reads once and allocates nothing); checks the kernels can fold into their pass
+(NaN logits, label range, target range) are reported by the kernels as a first
+bad row and turned into messages by :func:`raise_for_bad_rows`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+
+from ._threading import launch
+from .kernels import serial
+from .kernels.checks import first_bad_weight
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -108,9 +113,9 @@ def as_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray:
     sw = as_float_array(sample_weight, "sample_weight", dtype=dtype)
     if sw.shape != (n_samples,):
         raise ValueError(f"sample_weight must have shape ({n_samples},), got {sw.shape}")
-    bad = ~(np.isfinite(sw) & (sw >= 0))
-    if bad.any():
-        row = int(np.argmax(bad))
+    # under this many weights, waking the thread pool costs more than the pass (n = 1e3: 6.6 us, 1.1 serial)
+    row = int(serial(first_bad_weight)(sw) if n_samples < 16_384 else launch(first_bad_weight, sw))
+    if row < n_samples:
         raise ValueError(
             f"sample_weight must be finite and non-negative (in {np.dtype(dtype).name}); "
             f"row {row} has {np.asarray(sample_weight)[row].item()!r}"

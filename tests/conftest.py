@@ -17,6 +17,7 @@ _PRECOMPILE = """
 import sys
 import numpy as np
 import nbloss
+from nbloss._validation import as_sample_weight
 from nbloss.kernels.sigmoid import sigmoid
 from nbloss.kernels.softmax import hessian_product, softmax
 
@@ -34,6 +35,8 @@ calls = [(nbloss.CrossEntropy(), labels), (nbloss.FocalLoss(gamma=2.0), labels),
 for loss, y in calls:
     loss.gradient_hessian(y, z)
     loss.loss(y, z)
+for n in (40, 20_000):  # the sample weights' check, serial and parallel
+    as_sample_weight(np.ones(n), n, dtype)
 out = np.empty_like(z)
 softmax(z, out)
 sigmoid(z, out)

@@ -160,6 +160,26 @@ def test_bad_sample_weight_names_row(loss, weight):
         loss.loss(y, raw, sample_weight=sw)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [(0,), (31, 32), (4_999, 70), (19_999,), (6_000, 6_001, 19_000)])
+def test_bad_sample_weight_first_row_across_blocks(rows, dtype):
+    # n = 20_000 takes the parallel pass, over hundreds of blocks: the first bad row must win whichever block
+    # holds it (the other tests' few rows take its serial twin)
+    n = 20_000
+    rng = np.random.default_rng(1)
+    y, raw = rng.integers(0, 3, n), rng.normal(size=(n, 3)).astype(dtype)
+    sw = rng.random(n)
+    sw[::7] = 0.0
+    sw[1::11] = -0.0  # a negative zero is a zero weight
+    for row, value in zip(rows, [-1e-30, np.nan, -np.inf, np.inf]):
+        sw[row] = value
+    first = min(rows)
+    with pytest.raises(ValueError, match=rf"sample_weight must be finite and non-negative.*row {first} "):
+        CE().gradient(y, raw, sample_weight=sw)
+    sw[list(rows)] = 1.0
+    CE().gradient(y, raw, sample_weight=sw)
+
+
 def test_sample_weight_overflowing_float32_is_rejected():
     y, raw = _softmax_problem()
     sw = np.ones(6)

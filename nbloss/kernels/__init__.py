@@ -1,4 +1,4 @@
-"""Numba kernels, one module per loss family.
+"""Numba kernels, one module per loss family (and :mod:`.checks`, the input checks that need a pass of their own).
 
 Every kernel is :data:`parallel_kernel` (``prange`` over rows, cached, NumPy's
 error model), one fused pass (loss, gradient and Hessian of a row computed
