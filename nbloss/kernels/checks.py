@@ -2,9 +2,9 @@
 
 NumPy's ``~(np.isfinite(w) & (w >= 0))`` followed by ``.any()`` makes four passes and
 allocates three arrays of ``n``: at n = 1e7 that check of the sample weights took 14.7 ms
-(this pass: 3.0 ms), and a weighted BinaryCrossEntropy ``gradient_hessian`` call took 38.1 ms
-with it, 25.5 with this; at n = 1e6 the check took 1.6 ms (this pass: 0.2).  :mod:`nbloss._validation` calls these and
-words the errors.
+(this pass: 3.0 ms), and a weighted BinaryCrossEntropy ``gradient_hessian`` call took
+38.1 ms with it, 25.5 with this; at n = 1e6 the check took 1.6 ms (this pass: 0.2).
+:mod:`nbloss._validation` calls these and words the errors.
 """
 
 from __future__ import annotations
