@@ -230,6 +230,9 @@ def test_a_fit_that_dask_cannot_recover_raises_and_keeps_the_previous_model(tmp_
         with pytest.raises(RuntimeError, match="failed on Dask"):
             fresh.fit(_dying_X(X, counter, 0, 10**9), da.from_array(y, chunks=CHUNK))
         assert not hasattr(fresh, "coef_") and not hasattr(fresh, "classes_")
+        # the killed workers' replacements must have started before the cluster closes: closing while a nanny
+        # is still restarting one failed in distributed's teardown ("can only join a started process")
+        c.wait_for_workers(2, timeout=120)
 
 
 # ---------------------------------------------------------------- xgboost.dask
