@@ -380,3 +380,13 @@ def ordered_sum(partial):
     for b in range(partial.shape[0]):
         total += partial[b]
     return total
+
+
+@_inline
+def first_row(firsts, none):
+    """The least of the blocks' first bad rows ``firsts`` (each ``none`` where its block had none): the
+    first bad row overall, or ``none``."""
+    least = none
+    for b in range(firsts.shape[0]):
+        least = min(least, firsts[b])
+    return least

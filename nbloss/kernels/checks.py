@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .._numerics import block_bounds, n_blocks
+from .._numerics import block_bounds, first_row, n_blocks
 from . import parallel_kernel
 
 
@@ -36,7 +36,4 @@ def first_bad_weight(weights):
             # NaN fails both comparisons; inf fails the second
             first_bad = min(first_bad, count if (w >= 0.0) & (w < np.inf) else i)
         first[b] = lo + first_bad if first_bad < count else n
-    bad = n
-    for b in range(nb):
-        bad = min(bad, first[b])
-    return bad
+    return first_row(first, n)

@@ -34,6 +34,7 @@ from numba.np.ufunc.parallel import _iget_num_threads
 from .._numerics import (
     block_bounds,
     exp_nonpos,
+    first_row,
     focal_power,
     log1p_nonneg,
     n_blocks,
@@ -202,15 +203,6 @@ def _chunk_scratch(n_classes):
 def _one_minus_p_y(s_rest, e_y):
     """``1 - p_y = rest_y / S`` (see :func:`_rest_of`), as every formula forms it."""
     return _rest_of(s_rest, e_y) * (1.0 / (1.0 + s_rest))
-
-
-@_inline
-def _column_min(values, j, empty):
-    """``min(empty, values[:, j])``."""
-    least = empty
-    for b in range(values.shape[0]):
-        least = min(least, values[b, j])
-    return least
 
 
 @_inline
@@ -598,7 +590,7 @@ def _labelled_kernel(labels, raw, sample_weight, params, has_ignore, ignore_inde
         partial[b] = acc
         first_bad[b, 0] = lo + first_label if first_label < count else n
         first_bad[b, 1] = lo + first_raw if first_raw < count else n
-    return ordered_sum(partial), _column_min(first_bad, 0, n), _column_min(first_bad, 1, n)
+    return ordered_sum(partial), first_row(first_bad[:, 0], n), first_row(first_bad[:, 1], n)
 
 
 def _labelled_kernel_for(name, row_formula, row_stats, stats_across_rows):
