@@ -356,16 +356,23 @@ def weighted(coef, value):
 # Kernels slice each block and index it from 0: with ``range(lo, hi)`` Numba
 # cannot prove indices non-negative, keeps wraparound checks, and LLVM does not
 # vectorise (measured: 2.5x slower on a memory-bound loop).
-# Blocks hold at least ``MIN_BLOCK`` items: per-block work (views, a partial
+# Blocks hold at least ``min_block`` items: per-block work (views, a partial
 # sum, a thread handing over) costs as much as a few rows, and at n = 1e3 with
-# 512 blocks of two rows it was half the kernel's time.
+# 512 blocks of two rows it was half the kernel's time.  ``MIN_BLOCK`` is for
+# rows of a softmax (K values each); the element-wise kernels' items take about
+# a nanosecond each, and with blocks of 32 and more HuberLoss ``gradient_hessian``
+# at n = 1e5 (512 blocks of 195 elements) took 137 us on one thread, with
+# ``MIN_FLAT_BLOCK`` (24 blocks) 102, a bare loop 57.
 N_BLOCKS = 512
 MIN_BLOCK = 32
+MIN_FLAT_BLOCK = 4096
 
 
 @_inline
-def n_blocks(n):
-    return min(max(n // MIN_BLOCK, min(n, 1)), N_BLOCKS)
+def n_blocks(n, min_block=MIN_BLOCK):
+    """How many blocks ``n`` items are split into: ``n // min_block``, at least 1 (for ``n > 0``), at most
+    ``N_BLOCKS``; a function of ``n`` alone, never of the thread count."""
+    return min(max(n // min_block, min(n, 1)), N_BLOCKS)
 
 
 @_inline

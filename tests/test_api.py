@@ -191,7 +191,8 @@ def test_init_raw_prediction_minimises_the_loss(loss, weighted):
     assert np.shape(init) == raw.shape[1:]
     const = np.broadcast_to(init, raw.shape)
     grad = loss.gradient(y, const, sw).sum(axis=0) / (y.shape[0])
-    np.testing.assert_allclose(grad, 0.0, atol=1e-7)
+    # to rounding: L-BFGS alone left PseudoHuberLoss's with these outliers at 2e-7 (its loss value's rounding)
+    np.testing.assert_allclose(grad, 0.0, atol=1e-11)
     base = float(loss.loss(y, const, sw))
     for direction in np.eye(raw.shape[1]):
         for step in (-1e-3, 1e-3):
@@ -253,7 +254,7 @@ def test_elementwise_fast_loops_match_the_general_loop(loss, dtype):
     element) in their own vectorised loops over flat elements, and everything else (row weights with several
     outputs) in a general loop.  Unit row weights on (n, 2) targets take the general loop: every result must
     be the same bits as the fast loops', and the loss sum the same as the sum of the per-element losses."""
-    y, raw = _problem(loss, n=3001, dtype=dtype)  # blocks of uneven length, chunks with a remainder
+    y, raw = _problem(loss, n=12_001, dtype=dtype)  # blocks of uneven length, chunks with a remainder
     rtol = 1e-12 if dtype == np.float64 else 1e-6  # sums are returned in the input's dtype
     ones = np.ones(raw.shape[0])
     for args in ((y, raw), (y[:, 0], raw[:, 0])):  # one output (fast loops also with weights) and two
@@ -276,7 +277,7 @@ def test_elementwise_fast_loops_match_the_general_loop(loss, dtype):
         np.testing.assert_allclose(fast_value, loss.loss(*args, reduction="none").sum(dtype=np.float64), rtol=rtol)
     with pytest.raises(ValueError, match="raw_prediction"):
         bad = raw.copy()
-        bad[2999, 1] = np.nan
+        bad[11_999, 1] = np.nan
         loss.gradient_hessian(y, bad)
 
 
@@ -306,7 +307,7 @@ _ELEMENTWISE_LAYOUTS = [
 def test_elementwise_columns_match_their_one_column_calls(case, dtype):
     """A multi-output call with sample weights (and for BCE a ``pos_weight`` per column) lays out
     each element's row weight and column parameter a chunk at a time; with 7 columns and blocks of
-    ~39 elements, blocks and chunks start mid-row.  Every column must match the one-column call
+    ~4,378 elements, blocks and chunks start mid-row.  Every column must match the one-column call
     with that column's parameter (the unweighted loop that reads weights directly) bit for bit, for
     every call: ``gradient`` and ``hessian`` (a loop reading its flags at run time), the
     per-element loss, and the summed loss to rounding."""

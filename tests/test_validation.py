@@ -161,10 +161,10 @@ def test_bad_sample_weight_names_row(loss, weight):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("rows", [(0,), (31, 32), (4_999, 70), (19_999,), (6_000, 6_001, 19_000)])
+@pytest.mark.parametrize("rows", [(0,), (31, 32), (5_000, 4_999, 70), (19_999,), (15_000, 6_001, 6_000)])
 def test_bad_sample_weight_first_row_across_blocks(rows, dtype):
-    # n = 20_000 takes the parallel pass, over hundreds of blocks: the first bad row must win whichever block
-    # holds it (the other tests' few rows take its serial twin)
+    # n = 20_000 takes the parallel pass, over four blocks of 5,000 weights: the first bad row must win
+    # whichever block holds it (the other tests' few rows take its serial twin)
     n = 20_000
     rng = np.random.default_rng(1)
     y, raw = rng.integers(0, 3, n), rng.normal(size=(n, 3)).astype(dtype)

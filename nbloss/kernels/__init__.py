@@ -16,6 +16,10 @@ Conventions shared by the kernels:
 * derivatives are multiplied by ``grad_scale`` (1 for per-sample derivatives,
   ``1 / total_weight`` for the gradient of a mean);
 * the returned loss sum is accumulated in float64.
+* arrays a kernel allocates are ``np.empty``, filled by its own loops: under
+  ``parallel=True`` Numba turns ``np.zeros`` into a parallel loop of its own,
+  one more launch of the thread pool per call (CrossEntropy's kernel on one
+  row took 6.4 us with it, 4.7 without).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .._numerics import block_bounds, first_row, n_blocks
+from .._numerics import MIN_FLAT_BLOCK, block_bounds, first_row, n_blocks
 from . import parallel_kernel
 
 
@@ -24,7 +24,7 @@ def first_bad_weight(weights):
     branch out of the loop would not.
     """
     n = weights.shape[0]
-    nb = n_blocks(n)
+    nb = n_blocks(n, MIN_FLAT_BLOCK)
     first = np.empty(nb, dtype=np.int64)
     for b in prange(nb):
         lo, hi = block_bounds(b, n, nb)

@@ -26,7 +26,7 @@ from numba import get_thread_id, njit, prange
 # see nbloss.kernels.softmax: Numba's get_num_threads is not cached, this intrinsic is
 from numba.np.ufunc.parallel import _iget_num_threads
 
-from .._numerics import block_bounds, n_blocks, ordered_sum, weighted
+from .._numerics import MIN_FLAT_BLOCK, block_bounds, n_blocks, ordered_sum, weighted
 from . import parallel_kernel, renamed_copy
 from .regression import huber_element, pseudo_huber_element, squared_error_element
 from .sigmoid import bce_element, binary_focal_element, binary_focal_int_element
@@ -207,8 +207,8 @@ def elementwise_pass(element, per_column, targets, raw, sample_weight, col_param
     flat_loss = loss_out.reshape(loss_out.size)
     flat_grad = grad_out.reshape(grad_out.size)
     flat_hess = hess_out.reshape(hess_out.size)
-    nb = n_blocks(n)
-    partial = np.zeros(nb)
+    nb = n_blocks(n, MIN_FLAT_BLOCK)
+    partial = np.empty(nb)
     kept = np.empty((nb, _CHUNK if want_loss else 0))
     scratch = np.empty((_iget_num_threads(), 3 * _CHUNK))
     bad_target = n

@@ -32,6 +32,7 @@ from numba import get_thread_id, njit, prange
 from numba.np.ufunc.parallel import _iget_num_threads
 
 from .._numerics import (
+    MIN_FLAT_BLOCK,
     block_bounds,
     exp_nonpos,
     first_row,
@@ -262,8 +263,8 @@ def label_weight_total(labels, sample_weight, class_weight, has_ignore, ignore_i
     n = labels.shape[0]
     n_classes = class_weight.shape[0]
     has_sw = sample_weight.shape[0] > 0
-    nb = n_blocks(n)
-    partial = np.zeros(nb)
+    nb = n_blocks(n, MIN_FLAT_BLOCK)
+    partial = np.empty(nb)
     bad = n
     for b in prange(nb):
         lo, hi = block_bounds(b, n, nb)
@@ -297,7 +298,7 @@ def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, tar
     keep = 1.0 - smoothing
     spread = smoothing / n_classes
     nb = n_blocks(n)
-    partial = np.zeros(nb)
+    partial = np.empty(nb)
     bad_target = n
     bad_raw = n
     # per thread, a row of exponentials for the loss alone (no output row to hold them), and for each row
@@ -565,7 +566,7 @@ def _labelled_kernel(labels, raw, sample_weight, params, has_ignore, ignore_inde
     gh_only = want_grad and want_hess and not want_loss
     nb = n_blocks(n)
     exps, stats, row_counted = _chunk_scratch(n_classes)
-    partial = np.zeros(nb)
+    partial = np.empty(nb)
     # each block's first bad label and raw row, combined after the loop: a prange min reduction fed from
     # these branches trips Numba's reduction analysis ("unexpected cycle in lookup()")
     first_bad = np.empty((nb, 2), dtype=np.int64)
@@ -610,7 +611,9 @@ def softmax(raw, out):
     n = raw.shape[0]
     nb = n_blocks(n)
     bad_raw = n
-    no_offset = np.zeros(raw.shape[1])
+    no_offset = np.empty(raw.shape[1])
+    for k in range(no_offset.shape[0]):
+        no_offset[k] = 0.0
     for b in prange(nb):
         lo, hi = block_bounds(b, n, nb)
         rows = raw[lo:hi]
