@@ -26,7 +26,7 @@ from numba import get_thread_id, njit, prange
 # see nbloss.kernels.softmax: Numba's get_num_threads is not cached, this intrinsic is
 from numba.np.ufunc.parallel import _iget_num_threads
 
-from .._numerics import MIN_FLAT_BLOCK, block_bounds, n_blocks, ordered_sum, weighted
+from .._numerics import MIN_FLAT_BLOCK, block_bounds, first_row, n_blocks, ordered_sum, weighted
 from . import parallel_kernel, renamed_copy
 from .regression import huber_element, pseudo_huber_element, squared_error_element
 from .sigmoid import bce_element, binary_focal_element, binary_focal_int_element
@@ -76,6 +76,34 @@ def _lay_out_chunk(row, col, count, n_cols, sample_weight, col_param, fill_weigh
 
 
 @_inline
+def _is_bad(y, z, target_lo, target_hi):
+    """1 if the target is outside ``[target_lo, target_hi]`` (NaN is) or the raw value is NaN, else 0."""
+    return 0 if (y >= target_lo) & (y <= target_hi) & (z == z) else 1
+
+
+@_inline
+def _first_bad_in_chunk(yb, zb, c_lo, c_count, target_lo, target_hi, first_target, first_raw):
+    """``(first_target, first_raw)`` lowered to the chunk's first bad target and NaN raw value, if
+    earlier (element offsets in the block).
+
+    The computing loops only count bad elements, which vectorises as an integer sum.  Tracking
+    each first offset there instead (a select of the index and a min, twice) was most of the
+    checks' cost: HuberLoss ``gradient_hessian`` at n = 1e5, one thread, took 96 us that way,
+    77 this way and 58 with no check at all.  This scalar rescan runs only for a chunk that
+    holds bad input.
+    """
+    for i in range(c_count):
+        e = c_lo + i
+        y = yb[e]
+        z = zb[e]
+        if not ((y >= target_lo) & (y <= target_hi)):
+            first_target = min(first_target, e)
+        if z != z:
+            first_raw = min(first_raw, e)
+    return first_target, first_raw
+
+
+@_inline
 def _flat_block(element, yb, zb, sb, has_sw, param, extra, target_lo, target_hi, grad_scale,
                 lb, gb, hb, kept, store_loss, want_loss, want_grad, want_hess):
     """One block of flat elements (one column, or unit weights and one parameter for all columns).
@@ -93,13 +121,13 @@ def _flat_block(element, yb, zb, sb, has_sw, param, extra, target_lo, target_hi,
     first_raw = count
     for c_lo in range(0, count, _CHUNK):
         c_count = min(_CHUNK, count - c_lo)
+        n_bad = 0
         for i in range(c_count):
             e = c_lo + i
             y = yb[e]
             z = zb[e]
             loss, grad, hess = element(y, z, param, extra, want_loss)
-            first_target = min(first_target, count if (y >= target_lo) & (y <= target_hi) else e)
-            first_raw = min(first_raw, count if z == z else e)
+            n_bad += _is_bad(y, z, target_lo, target_hi)
             s = float(sb[e]) if has_sw else 1.0
             if want_loss:
                 kept[i] = weighted(s, loss)
@@ -107,6 +135,9 @@ def _flat_block(element, yb, zb, sb, has_sw, param, extra, target_lo, target_hi,
                 gb[e] = weighted(grad_scale * s, grad)
             if want_hess:
                 hb[e] = weighted(grad_scale * s, hess)
+        if n_bad > 0:
+            first_target, first_raw = _first_bad_in_chunk(yb, zb, c_lo, c_count, target_lo, target_hi, first_target,
+                                                          first_raw)
         if want_loss:
             for i in range(c_count):
                 acc += kept[i]
@@ -139,6 +170,7 @@ def _element_block(element, per_column, yb, zb, lo, n_cols, sample_weight, col_p
     first_raw = count
     for c_lo in range(0, count, _CHUNK):
         c_count = min(_CHUNK, count - c_lo)
+        n_bad = 0
         if lay_out:
             row, col = _lay_out_chunk(row, col, c_count, n_cols, sample_weight, col_param, has_sw, per_column,
                                       scratch)
@@ -154,8 +186,7 @@ def _element_block(element, per_column, yb, zb, lo, n_cols, sample_weight, col_p
                 z = zb[e]
                 s = scratch[_WEIGHTS + i] if has_sw else 1.0
                 _, grad, hess = element(y, z, scratch[_PARAMS + i] if per_column else param, extra, False)
-                first_target = min(first_target, count if (y >= target_lo) & (y <= target_hi) else e)
-                first_raw = min(first_raw, count if z == z else e)
+                n_bad += _is_bad(y, z, target_lo, target_hi)
                 if want_grad:
                     gb[e] = weighted(grad_scale * s, grad)
                 if want_hess:
@@ -166,14 +197,16 @@ def _element_block(element, per_column, yb, zb, lo, n_cols, sample_weight, col_p
                 y = yb[e]
                 z = zb[e]
                 loss = element(y, z, scratch[_PARAMS + i] if per_column else param, extra, True)[0]
-                first_target = min(first_target, count if (y >= target_lo) & (y <= target_hi) else e)
-                first_raw = min(first_raw, count if z == z else e)
+                n_bad += _is_bad(y, z, target_lo, target_hi)
                 scratch[_KEPT + i] = weighted(scratch[_WEIGHTS + i] if has_sw else 1.0, loss)
             for i in range(c_count):
                 acc += scratch[_KEPT + i]
             if store_loss:
                 for i in range(c_count):
                     lb[c_lo + i] = scratch[_KEPT + i]
+        if n_bad > 0:
+            first_target, first_raw = _first_bad_in_chunk(yb, zb, c_lo, c_count, target_lo, target_hi, first_target,
+                                                          first_raw)
     return acc, first_target, first_raw
 
 
@@ -183,9 +216,11 @@ def elementwise_pass(element, per_column, targets, raw, sample_weight, col_param
     """Loss, gradient and Hessian of ``s_i * l(y_ij, z_ij)`` in one pass over the flat ``n * L`` elements.
 
     Targets must lie in ``[target_lo, target_hi]`` (NaN never does).  Blocks
-    track their first bad element with integer min reductions in the main
-    loop (they vectorise); a rescan under ``if`` would hit a Numba bug that
-    drops reductions made in a loop nested in a conditional of a prange body.
+    count bad elements in their computing loops and rescan a chunk that has
+    any (see :func:`_first_bad_in_chunk`); each block's first bad rows go to
+    an array combined after the loop, as in the softmax kernels: a prange min
+    reduction fed from the rescan trips Numba's reduction analysis
+    ("unexpected cycle in lookup()").
     The three calls boosting and fitting make (gradient and Hessian; loss and
     gradient; loss), the loss summed or per element, each get their own
     constant-flag loop when no layout is needed; everything else, one copy
@@ -211,8 +246,7 @@ def elementwise_pass(element, per_column, targets, raw, sample_weight, col_param
     partial = np.empty(nb)
     kept = np.empty((nb, _CHUNK if want_loss else 0))
     scratch = np.empty((_iget_num_threads(), 3 * _CHUNK))
-    bad_target = n
-    bad_raw = n
+    first_bad = np.empty((nb, 2), dtype=np.int64)
     for b in prange(nb):
         lo, hi = block_bounds(b, n, nb)
         yb = flat_y[lo:hi]
@@ -241,11 +275,9 @@ def elementwise_pass(element, per_column, targets, raw, sample_weight, col_param
                                                           want_grad, want_hess)
         partial[b] = acc
         count = zb.shape[0]
-        if first_target < count:
-            bad_target = min(bad_target, (lo + first_target) // n_cols)
-        if first_raw < count:
-            bad_raw = min(bad_raw, (lo + first_raw) // n_cols)
-    return ordered_sum(partial), min(bad_target, n_rows), min(bad_raw, n_rows)
+        first_bad[b, 0] = (lo + first_target) // n_cols if first_target < count else n_rows
+        first_bad[b, 1] = (lo + first_raw) // n_cols if first_raw < count else n_rows
+    return ordered_sum(partial), first_row(first_bad[:, 0], n_rows), first_row(first_bad[:, 1], n_rows)
 
 
 def _kernel(targets, raw, sample_weight, col_param, extra, target_lo, target_hi, grad_scale,
