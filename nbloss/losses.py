@@ -22,6 +22,7 @@ public method is one kernel pass over ``raw_prediction``.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Callable
 from typing import NamedTuple
@@ -46,6 +47,17 @@ __all__ = [
 ]
 
 _EPS = float(np.finfo(np.float64).eps)
+
+
+@functools.lru_cache(maxsize=256)
+def _shared_constant(shape: tuple[int, ...], value: float, dtype=np.float64) -> np.ndarray:
+    """An array of ``value`` made once and shared by every call: parameters that do not change between
+    calls (unit class weights, no label smoothing) and the zero-row arrays that stand for unwanted
+    outputs.  Kernels only read the first and never index the second.  They stay writeable, as the
+    kernels are compiled for writeable arrays (see :func:`nbloss._validation.read_only`).  Made per
+    call, they were four NumPy allocations of a CrossEntropy ``gradient_hessian`` call, and about 5 of
+    its 60 us at n = 1e3."""
+    return np.full(shape, value, dtype=dtype)
 
 
 class _Problem(NamedTuple):
@@ -99,7 +111,7 @@ class _Loss:
     def _empty(self, prob: _Problem, loss_shaped: bool = False) -> np.ndarray:
         """A zero-row array standing for an output the kernel must not write."""
         shape = (0,) if (loss_shaped and self._loss_per_row) else (0, prob.raw.shape[1])
-        return np.empty(shape, dtype=prob.raw.dtype)
+        return _shared_constant(shape, 0.0, prob.raw.dtype)
 
     def _buffer(self, prob: _Problem, out, name: str):
         """``(returned array, (n, L) kernel view)`` for a wanted derivative."""
@@ -269,7 +281,7 @@ class _SoftmaxLoss(_Loss):
             raise ValueError(f"{type(self).__name__} takes class indices: y_true must be 1-D, got shape {y.shape}")
         target = v.as_targets(y, raw, shape) if soft else v.as_labels(y, raw.shape[0])
         prob = _Problem(raw, shape, target, y_true, v.as_sample_weight(sample_weight, raw.shape[0], raw.dtype), soft)
-        return prob._replace(class_weight=self._class_weight(prob))
+        return _Problem(*prob[:-1], self._class_weight(prob))  # NamedTuple._replace took 1.5 us
 
     def _raise(self, prob: _Problem, bad_target: int, bad_raw: int) -> None:
         if prob.soft:
@@ -377,7 +389,7 @@ class CrossEntropy(_SoftmaxLoss):
     def _class_weight(self, prob: _Problem) -> np.ndarray:
         k = prob.raw.shape[1]
         if self.class_weight is None:
-            return np.ones(k)
+            return _shared_constant((k,), 1.0)
         if isinstance(self.class_weight, np.ndarray):
             return v.per_class_vector(self.class_weight, "class_weight", k)
         if prob.soft:  # "balanced"
@@ -399,7 +411,7 @@ class CrossEntropy(_SoftmaxLoss):
             return sm.cross_entropy_soft, (prob.target, prob.raw, prob.sample_weight, w, eps, tol,
                                            grad_scale, loss_out, grad_out, hess_out, *want)
         if eps == 0.0:  # the common case; the sums below cost ~9 us a call, the kernel ~30 us at n = 1e3
-            no_smoothing = np.zeros(k)  # read only by the kernel
+            no_smoothing = _shared_constant((k,), 0.0)
             params = (w, no_smoothing, no_smoothing, 0.0)
         else:
             smooth_w = (eps / k) * w
@@ -474,7 +486,7 @@ class FocalLoss(_SoftmaxLoss):
 
     def _class_weight(self, prob: _Problem) -> np.ndarray:
         k = prob.raw.shape[1]
-        return np.ones(k) if self.alpha is None else v.per_class_vector(self.alpha, "alpha", k)
+        return _shared_constant((k,), 1.0) if self.alpha is None else v.per_class_vector(self.alpha, "alpha", k)
 
     def _kernel_call(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
         kernel = _focal_kernel(self.gamma, sm.focal_int_labels, sm.focal_labels)
@@ -655,7 +667,7 @@ class BinaryCrossEntropy(_SigmoidLoss):
     def _column_params(self, n_cols):
         if isinstance(self.pos_weight, np.ndarray):
             return v.per_class_vector(self.pos_weight, "pos_weight", n_cols), 0.0
-        return np.full(n_cols, 1.0 if self.pos_weight is None else self.pos_weight), 0.0
+        return _shared_constant((n_cols,), 1.0 if self.pos_weight is None else float(self.pos_weight)), 0.0
 
     def _kernel_for(self, col_param):
         if isinstance(self.pos_weight, np.ndarray) and (col_param != col_param[0]).any():
@@ -700,7 +712,7 @@ class BinaryFocalLoss(_SigmoidLoss):
         return {"gamma": self.gamma, "alpha": self.alpha}
 
     def _column_params(self, n_cols):
-        return np.full(n_cols, self.gamma), -1.0 if self.alpha is None else self.alpha
+        return _shared_constant((n_cols,), float(self.gamma)), -1.0 if self.alpha is None else self.alpha
 
     @property
     def _kernel(self):
@@ -729,7 +741,7 @@ class HuberLoss(_ElementwiseLoss):
         return {"delta": self.delta}
 
     def _column_params(self, n_cols):
-        return np.full(n_cols, self.delta), 0.0
+        return _shared_constant((n_cols,), float(self.delta)), 0.0
 
 
 class PseudoHuberLoss(HuberLoss):
@@ -759,7 +771,7 @@ class SquaredError(_ElementwiseLoss):
     _kernel = staticmethod(ew.squared_error)
 
     def _column_params(self, n_cols):
-        return np.zeros(n_cols), 0.0
+        return _shared_constant((n_cols,), 0.0), 0.0
 
     def init_raw_prediction(self, y_true, sample_weight=None):
         """Weighted mean of ``y_true``: float64 scalar for 1-D, else (T,)."""
