@@ -359,10 +359,10 @@ def weighted(coef, value):
 # Blocks hold at least ``min_block`` items: per-block work (views, a partial
 # sum, a thread handing over) costs as much as a few rows, and at n = 1e3 with
 # 512 blocks of two rows it was half the kernel's time.  ``MIN_BLOCK`` is for
-# rows of a softmax (K values each); the element-wise kernels' items take about
-# a nanosecond each, and with blocks of 32 and more HuberLoss ``gradient_hessian``
-# at n = 1e5 (512 blocks of 195 elements) took 137 us on one thread, with
-# ``MIN_FLAT_BLOCK`` (24 blocks) 102, a bare loop 57.
+# rows of a softmax (K values each).  The element-wise kernels' items (and the
+# passes over labels or weights) take about a nanosecond each: with blocks of
+# ``MIN_BLOCK`` elements, HuberLoss ``gradient_hessian`` at n = 1e5 (512 blocks
+# of 195) took 137 us on one thread, with ``MIN_FLAT_BLOCK`` (24 blocks) 102.
 N_BLOCKS = 512
 MIN_BLOCK = 32
 MIN_FLAT_BLOCK = 4096
