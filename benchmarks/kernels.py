@@ -121,7 +121,7 @@ def _floor_pass(src, targets, out_a, out_b):
     n = targets.shape[0]
     k = src.shape[0] // n
     nb = n_blocks(n, MIN_FLAT_BLOCK if k == 1 else MIN_BLOCK)  # the kernels' blocks: flat elements, or rows of K
-    firsts = np.empty(nb, dtype=np.int64)
+    n_bad = np.empty(nb, dtype=np.int64)
     for b in prange(nb):
         lo, hi = block_bounds(b, n, nb)
         sb = src[lo * k:hi * k]
@@ -132,15 +132,14 @@ def _floor_pass(src, targets, out_a, out_b):
             value = ELEMENT(sb[i])  # noqa: F821 - bound by _floor_for
             ab[i] = value
             bb[i] = value
-        # what the kernels do with targets: find the first out of range, by an integer min that
+        # what the element-wise kernels do with targets: count those out of range, an integer sum that
         # vectorises (an ordered float sum of them is a chain of dependent adds, which it took longer to
         # run than the copy)
-        count = tb.shape[0]
-        first = count
-        for i in range(count):
-            first = min(first, count if tb[i] >= 0 else i)
-        firsts[b] = first
-    return firsts.sum()
+        bad = 0
+        for i in range(tb.shape[0]):
+            bad += 0 if tb[i] >= 0 else 1
+        n_bad[b] = bad
+    return n_bad.sum()
 
 
 def _floor_for(name, element):
