@@ -34,9 +34,10 @@ Times are medians of ``--repeats`` calls, and of as many more as fit in
 ``--min-seconds`` for short calls (fewer for calls over a second).  The
 contenders of a case are timed in interleaved rounds, so that the machine's
 drift (this shared machine's speed changes within minutes) falls on all of
-them alike and the ratios hold; in a round each calls for a burst of 10 ms
-(one call if it takes longer), so that a short call is not timed on cores
-that another contender's threads still hold (see ``median_times``).
+them alike and the ratios hold; in a round each calls for a burst of 20 ms
+(one call if it takes longer) after a pause of 20 ms, so that a short call
+is not timed on cores that another contender's threads still hold (see
+``median_times``).
 Prints a table with ratios, writes JSON (``--json``) and a plot of throughput
 against n (``--plot``).
 
@@ -215,7 +216,8 @@ def _floor_call(floor, y, z, g, h):
     return partial(floor, z.reshape(-1), y.reshape(-1), g.reshape(-1), h.reshape(-1))
 
 
-def median_times(fns: dict, repeats: int, min_seconds: float = 0.0, burst_seconds: float = 0.01) -> dict:
+def median_times(fns: dict, repeats: int, min_seconds: float = 0.0, burst_seconds: float = 0.02,
+                 settle_seconds: float = 0.02) -> dict:
     """``{name: median seconds}`` of the callables ``fns``, timed in interleaved rounds (each round gives
     every contender still running a burst of calls), so that a machine whose speed drifts within minutes
     slows every contender alike and their ratios hold.  Each is called at least ``repeats`` times and more
@@ -223,26 +225,35 @@ def median_times(fns: dict, repeats: int, min_seconds: float = 0.0, burst_second
     machine says little); at least 3, and no more once its calls have taken 3 s.
 
     A burst repeats a contender's call for ``burst_seconds`` (once for calls longer than that), and
-    every call is a sample: the first calls after another contender's pay for what it left behind
-    (scikit-learn's OpenMP threads spin on the cores for a while after each call), which is not the
-    cost of the call; the median sets them aside.  With one call a round, nbloss at n = 1e3, K = 10
-    took 88.5 microseconds against 50.0 alone."""
+    every call is a sample.  Before each burst the process sleeps ``settle_seconds``: scikit-learn's
+    OpenMP threads spin on the cores for a while after each of its calls, and a call made then is
+    timed on cores they hold, which is not its own cost.  nbloss at n = 1e3, K = 10, per 5 ms after a
+    switch from scikit-learn's calls: 71, 50, 47 us, then 47 to 46; 47 after its own calls.  The
+    sleep also puts the caller's own threads to sleep, so a burst's first call wakes them; the median
+    sets it aside.  With one call a round and no sleep, nbloss at n = 1e3, K = 10 took 88.5
+    microseconds against 50.0 alone; with bursts of 10 ms and no sleep, 70.9 against 47.0."""
     for fn in fns.values():
         fn()  # warm: compiled code loaded, pages touched
     times = {name: [] for name in fns}
+    totals = dict.fromkeys(fns, 0.0)  # running sums: summing the samples on every call was quadratic
 
     def running(name):
-        ts = times[name]
-        return (len(ts) < repeats or sum(ts) < min_seconds) and not (sum(ts) > 3.0 and len(ts) >= 3)
+        count, total = len(times[name]), totals[name]
+        return (count < repeats or total < min_seconds) and not (total > 3.0 and count >= 3)
 
     while any(running(name) for name in fns):
         for name, fn in fns.items():
+            if not running(name):
+                continue
+            if len(fns) > 1:
+                time.sleep(settle_seconds)
             burst = 0.0
             while running(name) and (burst == 0.0 or burst < burst_seconds):
                 start = time.perf_counter()
                 fn()
                 elapsed = time.perf_counter() - start
                 times[name].append(elapsed)
+                totals[name] += elapsed
                 burst += elapsed
     return {name: statistics.median(ts) for name, ts in times.items()}
 

@@ -68,6 +68,25 @@ def test_non_contiguous_and_read_only_inputs_are_accepted_and_untouched(loss):
         np.testing.assert_array_equal(variant, before)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("loss", ALL_LOSSES, ids=repr)
+def test_inputs_in_either_byte_order_or_unpickled_give_the_same_results(loss, dtype):
+    """The validation's fast path takes NumPy's native dtype objects by identity; arrays whose dtype is
+    equal but another object (unpickled) or in the other byte order must take the general path."""
+    y, raw = _problem(loss, n=40, dtype=dtype)
+    w = np.linspace(0.5, 2.0, raw.shape[0])
+    expected = loss.gradient_hessian(y, raw, w)
+    swapped = [a.astype(a.dtype.newbyteorder()) for a in (y, raw, w)]
+    unpickled = [pickle.loads(pickle.dumps(a)) for a in (y, raw, w)]
+    assert unpickled[1].dtype is not raw.dtype
+    for y_v, raw_v, w_v in (swapped, unpickled):
+        got = loss.gradient_hessian(y_v, raw_v, w_v)
+        for g, e in zip(got, expected):
+            assert g.dtype == dtype and g.dtype.isnative
+            np.testing.assert_array_equal(g, e)
+        assert loss.loss(y_v, raw_v, w_v) == loss.loss(y, raw, w)
+
+
 @pytest.mark.parametrize("loss", ALL_LOSSES, ids=repr)
 def test_out_buffers_are_filled_and_returned(loss):
     y, raw = _problem(loss)
