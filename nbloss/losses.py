@@ -22,6 +22,7 @@ public method is one kernel pass over ``raw_prediction``.
 
 from __future__ import annotations
 
+import copy
 import functools
 import numbers
 from collections.abc import Callable
@@ -78,6 +79,13 @@ class _Problem:
     def weights_or_ones(self) -> np.ndarray:
         sw = self.sample_weight
         return sw.astype(np.float64) if sw.shape[0] else np.ones(self.raw.shape[0])
+
+    def replace(self, **fields) -> _Problem:
+        """A copy with ``fields`` changed (for callers that keep a problem and report on another ``y_true``)."""
+        new = copy.copy(self)
+        for name, value in fields.items():
+            setattr(new, name, value)
+        return new
 
 
 class _Loss:

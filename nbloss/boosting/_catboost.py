@@ -99,7 +99,7 @@ class RowDerivatives:
         weight_row[0] = w
         _, bad_target, bad_raw = kernel(*args)
         if bad_target == 0 or bad_raw == 0:
-            self.derivatives.loss._raise(prob._replace(y_true=np.array([target])), bad_target, bad_raw)
+            self.derivatives.loss._raise(prob.replace(y_true=np.array([target])), bad_target, bad_raw)
         if exact:
             diagonal = np.minimum(neg_hess, -self.derivatives.min_hessian * w).tolist()
         else:
