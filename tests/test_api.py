@@ -75,16 +75,16 @@ def test_inputs_in_either_byte_order_or_unpickled_give_the_same_results(loss, dt
     equal but another object (unpickled) or in the other byte order must take the general path."""
     y, raw = _problem(loss, n=40, dtype=dtype)
     w = np.linspace(0.5, 2.0, raw.shape[0])
-    expected = loss.gradient_hessian(y, raw, w)
     swapped = [a.astype(a.dtype.newbyteorder()) for a in (y, raw, w)]
     unpickled = [pickle.loads(pickle.dumps(a)) for a in (y, raw, w)]
     assert unpickled[1].dtype is not raw.dtype
     for y_v, raw_v, w_v in (swapped, unpickled):
-        got = loss.gradient_hessian(y_v, raw_v, w_v)
-        for g, e in zip(got, expected):
-            assert g.dtype == dtype and g.dtype.isnative
-            np.testing.assert_array_equal(g, e)
-        assert loss.loss(y_v, raw_v, w_v) == loss.loss(y, raw, w)
+        for weights, weights_v in ((w, w_v), (None, None)):
+            got = loss.gradient_hessian(y_v, raw_v, weights_v)
+            for g, e in zip(got, loss.gradient_hessian(y, raw, weights)):
+                assert g.dtype == dtype and g.dtype.isnative
+                np.testing.assert_array_equal(g, e)
+            assert loss.loss(y_v, raw_v, weights_v) == loss.loss(y, raw, weights)
 
 
 @pytest.mark.parametrize("loss", ALL_LOSSES, ids=repr)
