@@ -76,9 +76,16 @@ def _lay_out_chunk(row, col, count, n_cols, sample_weight, col_param, fill_weigh
 
 
 @_inline
+def _target_ok(y, target_lo, target_hi):
+    """Whether the target lies in ``[target_lo, target_hi]`` (NaN does not): the one rule that both the
+    count and the rescan apply, so that a chunk counted as bad always names its row."""
+    return (y >= target_lo) & (y <= target_hi)
+
+
+@_inline
 def _is_bad(y, z, target_lo, target_hi):
-    """1 if the target is outside ``[target_lo, target_hi]`` (NaN is) or the raw value is NaN, else 0."""
-    return 0 if (y >= target_lo) & (y <= target_hi) & (z == z) else 1
+    """1 if the target is out of range or the raw value is NaN, else 0."""
+    return 0 if _target_ok(y, target_lo, target_hi) & (z == z) else 1
 
 
 @_inline
@@ -96,7 +103,7 @@ def _first_bad_in_chunk(yb, zb, c_lo, c_count, target_lo, target_hi, first_targe
         e = c_lo + i
         y = yb[e]
         z = zb[e]
-        if not ((y >= target_lo) & (y <= target_hi)):
+        if not _target_ok(y, target_lo, target_hi):
             first_target = min(first_target, e)
         if z != z:
             first_raw = min(first_raw, e)
