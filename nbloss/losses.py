@@ -247,8 +247,7 @@ class _Loss:
 
 def _focal_kernel(gamma: float, int_kernel, general_kernel):
     """The focal kernel for ``gamma``: the usual exponents (``SMALL_INT_EXPONENTS``) take the one whose
-    power is products chosen by selects, since in a vectorised loop the general one also evaluates
-    ``pow_unit`` for them (same bits either way, tested)."""
+    power is products chosen by selects (exact for 0, 1 and 2), any other the one with ``pow_unit``."""
     return int_kernel if gamma in SMALL_INT_EXPONENTS else general_kernel
 
 

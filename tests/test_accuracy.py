@@ -65,7 +65,7 @@ SOFTMAX_CASES = {
     "focal_gamma0.5_alpha": (lambda k: nbloss.FocalLoss(gamma=0.5, alpha=_class_weight(k)), {}),
     "focal_gamma3.7": (lambda k: nbloss.FocalLoss(gamma=3.7), {}),
     "focal_gamma0": (lambda k: nbloss.FocalLoss(gamma=0.0), {}),
-    # 1 and 3 (like 0 and 2) take focal_power's multiplications instead of pow
+    # 1 and 3 (like 0 and 2) take small_int_power's products instead of pow_unit
     "focal_gamma1": (lambda k: nbloss.FocalLoss(gamma=1.0), {}),
     "focal_gamma3": (lambda k: nbloss.FocalLoss(gamma=3.0), {}),
 }

@@ -177,7 +177,7 @@ def test_log1p_nonneg_special_values():
     assert got[6] == math.log1p(np.finfo(float).max)
 
 
-# The focal exponents swept: the integers take focal_power's products, so these are the others
+# The focal exponents swept: the integers take small_int_power's products, so these are the others
 # people use, and a large one (the error of log v is multiplied by gamma).  Measured worst errors:
 # 1.0 ulp vs glibc for every gamma up to 7.3 (3.0 at gamma = 20), 1.14 vs mpmath (1.10 before the
 # polynomials took Estrin's scheme).

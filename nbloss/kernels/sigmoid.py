@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from numba import njit, prange
 
-from .._numerics import focal_power, sigmoid_pair, small_int_power, softplus_pair, weighted
+from .._numerics import pow_unit, sigmoid_pair, small_int_power, softplus_pair, weighted
 from . import parallel_kernel
 
 _inline = njit(forceinline=True, error_model="numpy", cache=True)
@@ -40,13 +40,13 @@ def bce_element(y, z, pos_weight, unused, want_loss):
 
 @_inline
 def binary_focal_element(y, z, gamma, alpha, want_loss):
-    """Binary focal loss for any ``gamma >= 0`` (``v^gamma`` by :func:`focal_power`)."""
-    return _binary_focal(y, z, gamma, alpha, focal_power)
+    """Binary focal loss for ``gamma >= 0`` outside ``SMALL_INT_EXPONENTS`` (``v^gamma`` by :func:`pow_unit`)."""
+    return _binary_focal(y, z, gamma, alpha, pow_unit)
 
 
 @_inline
 def binary_focal_int_element(y, z, gamma, alpha, want_loss):
-    """Binary focal loss for ``gamma`` in ``SMALL_INT_EXPONENTS`` only: no call, so it vectorises."""
+    """Binary focal loss for ``gamma`` in ``SMALL_INT_EXPONENTS`` only (``v^gamma`` by :func:`small_int_power`)."""
     return _binary_focal(y, z, gamma, alpha, small_int_power)
 
 

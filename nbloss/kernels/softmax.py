@@ -36,10 +36,10 @@ from .._numerics import (
     block_bounds,
     exp_nonpos,
     first_row,
-    focal_power,
     log1p_nonneg,
     n_blocks,
     ordered_sum,
+    pow_unit,
     shifted,
     small_int_power,
     weighted,
@@ -403,17 +403,15 @@ def cross_entropy_row(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scal
 
 @_row_formula
 def focal_stats(params, s_rest, u, want_loss):
-    """``(log S, u^gamma)``: focal needs both for its loss and its derivatives."""
-    return log1p_nonneg(s_rest), focal_power(u, params[1])
+    """``(log S, u^gamma)``: focal needs both for its loss and its derivatives; the power by :func:`pow_unit`
+    (for ``gamma`` outside ``SMALL_INT_EXPONENTS``)."""
+    return log1p_nonneg(s_rest), pow_unit(u, params[1])
 
 
 @_row_formula
 def focal_int_stats(params, s_rest, u, want_loss):
-    """:func:`focal_stats` for ``gamma`` in ``SMALL_INT_EXPONENTS`` only (the same bits): the power by selects.
-
-    In the chunk's vectorised loop over rows, :func:`focal_power`'s branches become selects, so
-    every row paid for :func:`pow_unit` too (softmax focal ``gradient_hessian`` at K = 10:
-    about 2.5 ms more than this at n = 1e6)."""
+    """:func:`focal_stats` for ``gamma`` in ``SMALL_INT_EXPONENTS`` only: the power by
+    :func:`small_int_power`'s selects and products."""
     return log1p_nonneg(s_rest), small_int_power(u, params[1])
 
 
@@ -600,9 +598,8 @@ def _labelled_kernel_for(name, row_formula, row_stats, stats_across_rows):
 
 
 cross_entropy_labels = _labelled_kernel_for("cross_entropy_labels", cross_entropy_row, cross_entropy_stats, False)
-focal_labels = _labelled_kernel_for("focal_labels", focal_row, focal_stats, True)
-# for gamma in SMALL_INT_EXPONENTS
-focal_int_labels = _labelled_kernel_for("focal_int_labels", focal_row, focal_int_stats, True)
+focal_labels = _labelled_kernel_for("focal_labels", focal_row, focal_stats, True)  # gamma outside SMALL_INT_EXPONENTS
+focal_int_labels = _labelled_kernel_for("focal_int_labels", focal_row, focal_int_stats, True)  # gamma in it
 
 
 @parallel_kernel
