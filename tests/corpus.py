@@ -3,6 +3,7 @@
 Softmax rows (K = 2, 7 and 1000): logits of +-1e4, spreads of 1e4 within a
 row, all-equal rows (small and huge), rows differing in the 15th digit,
 confident rows whose top probability is within 1e-15 (and much less) of 1,
+rows whose other exponentials are subnormal (gaps of 720 and 740),
 +-inf entries, plus seeded random rows; each row is paired with the label of
 its largest, smallest and a middle logit.  Element-wise pairs cover the
 logistic's saturation points (|z| of 17, 36, 37, 40, 709, 745, 800, 1e4,
@@ -31,6 +32,9 @@ def _softmax_rows(k: int, rng: np.random.Generator) -> list[tuple[str, np.ndarra
         ("confident_34", np.where(np.arange(k) == 0, 34.5 + np.log(k), 0.0)),  # 1 - p ~ 1e-15
         ("confident_40", np.where(np.arange(k) == 0, 40.0 + np.log(k), 0.0)),
         ("confident_700", np.where(np.arange(k) == k - 1, 700.0, -5.0)),
+        # the others' exponentials are subnormal: exp(-720) and exp(-740)
+        ("confident_720", np.where(np.arange(k) == 0, 720.0, 0.0)),
+        ("confident_740", np.where(np.arange(k) == 0, 740.0, 0.0)),
         ("near_tie_top", np.concatenate(([5.0, 5.0 - 1e-13], rng.normal(size=k - 2)))),
         ("random_3", 3.0 * rng.normal(size=k)),
         ("random_300", 300.0 * rng.normal(size=k)),

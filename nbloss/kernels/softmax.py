@@ -415,6 +415,9 @@ def focal_int_stats(params, s_rest, u, want_loss):
     return log1p_nonneg(s_rest), small_int_power(u, params[1])
 
 
+_TWO_64 = 2.0**64
+
+
 @_row_formula
 def focal_row(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, grad_out, hess_out,
               want_loss, want_grad, want_hess):
@@ -455,12 +458,16 @@ def focal_row(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, grad_
         # entries j != y share: gamma r_j (2p + q (gamma p - 1)) + (gamma q + 1)(1 - p_j)
         c_r = gamma * (2.0 * p_y + q * (gamma * p_y - 1.0))
         c_1 = gamma * q + 1.0
-        inv_rest = 1.0 / rest_y if rest_y > 0.0 else 0.0
+        # r_j = e_j / rest_y as e_j times one reciprocal, both scaled by 2^64: exact, and the same bits as
+        # unscaled, but the reciprocal of a subnormal rest_y (the label's logit above all others by over
+        # 709.8) stays finite.  Unscaled it was inf, and 0 * inf made the Hessian NaN.
+        inv_rest = 1.0 / (rest_y * _TWO_64) if rest_y > 0.0 else 0.0
         for j in range(e.shape[0]):
             e_j = e[j]
             p = e_j * inv_s
             if want_hess:
-                hess_out[i, j] = h_scale * p * (c_r * (e_j * inv_rest) + c_1 * _one_minus_p(e_j, p, s_rest, inv_s))
+                r_j = (e_j * _TWO_64) * inv_rest
+                hess_out[i, j] = h_scale * p * (c_r * r_j + c_1 * _one_minus_p(e_j, p, s_rest, inv_s))
             if want_grad:
                 grad_out[i, j] = big_g * p
         if want_hess:
