@@ -1,8 +1,18 @@
 """Scalar numerics shared by every kernel: the one home of each stable formula.
 
 Conventions: all functions are Numba ``njit`` and inlined into the kernels;
-they compute in float64 whatever the array dtype (float32 inputs gain accuracy
-and lose nothing we test for), and they are exact at ``±inf``:
+they compute in float64 whatever the array dtype, so a float32 output is the
+float64 result rounded once (tests/test_api.py checks this bit for bit), and
+they are exact at ``±inf``:
+
+* Every value read from an array is taken to float64 with ``np.float64(x)``,
+  never ``float(x)``: Numba's ``float`` keeps a float32 a float32, so
+  ``float(z) - float(m)`` of float32 logits was a float32 subtraction (an
+  error of up to ``|z - m| 2^-24`` in the shifted logit, and as much
+  relative error in its exponential: 15 float32 ulps in a softmax gradient
+  at logits of a few units, before 2026-11-24).  The kernels keep
+  intermediate values (exponentials, coefficients) in float64 scratch,
+  never in a float32 output row.
 
 * ``shifted(z, m)`` is ``z - m`` for the log-sum-exp shift, defined as 0 where
   ``z == m`` so that ``+inf`` logits (tied at the maximum) give 0, not NaN.
@@ -120,7 +130,7 @@ def exp_nonpos(x):
     Only non-positive arguments are supported (positive ones overflow ``2^k``
     for ``x > 709``).
     """
-    x = float(x)
+    x = np.float64(x)
     k, r = _exp_reduce(x)
     return _exp_finish(x, k, r)
 
@@ -176,7 +186,7 @@ def log1p_unit(t):
     c + log1p(f)`` with ``c`` 0 or ``ln 2``, ``log1p(f)`` from
     :func:`_log1p_parts`.  ``log1p(0) = 0`` exactly, NaN stays NaN.
     """
-    t = float(t)
+    t = np.float64(t)
     upper = t >= 0.5
     f = (t - 1.0) * 0.5 if upper else t
     half_f2, s_term = _log1p_parts(f)
@@ -231,7 +241,7 @@ def log1p_nonneg(x):
     ``log1p``).  ``log1p(x) = x`` for ``x`` below an ulp of 1, +inf and NaN
     pass through.  Worst error in tests/test_exp.py.
     """
-    x = float(x)
+    x = np.float64(x)
     u = 1.0 + x
     c = 1.0 - (u - x) if x > 1.0 else x - (u - 1.0)
     k, f = _log_split(u)
@@ -253,7 +263,7 @@ def pow_unit(v, gamma):
     reduced argument of the exponential.  ``0 ** gamma = 0`` for ``gamma > 0``,
     ``v ** 0 = 1`` (as ``pow``, also for NaN), NaN stays NaN otherwise.
     """
-    v = float(v)
+    v = np.float64(v)
     k, f = _log_split(v)
     half_f2, s_term = _log1p_parts(f)
     deficit = half_f2 - s_term
@@ -299,7 +309,7 @@ def shifted(z, m):
     """``z - m`` for a row maximum ``m``, with ``shifted(m, m) == 0`` also at inf."""
     if z == m:
         return 0.0
-    return float(z) - float(m)
+    return np.float64(z) - np.float64(m)
 
 
 @_inline
@@ -309,7 +319,7 @@ def sigmoid_pair(z):
     Neither value is formed as ``1 - other``: both are accurate to a few ulps
     over the whole range, including ``z = ±inf`` (exactly 0 and 1).
     """
-    t = exp_nonpos(-abs(float(z)))
+    t = exp_nonpos(-abs(np.float64(z)))
     r = 1.0 / (1.0 + t)
     small = t * r
     if z >= 0.0:
@@ -324,7 +334,7 @@ def softplus_pair(z):
     ``softplus(x) = max(x, 0) + log1p(exp(-|x|))``: no overflow, and the tail
     ``log1p`` keeps tiny losses (a confident, correct logit) to full precision.
     """
-    zf = float(z)
+    zf = np.float64(z)
     tail = log1p_unit(exp_nonpos(-abs(zf)))
     return max(zf, 0.0) + tail, max(-zf, 0.0) + tail
 

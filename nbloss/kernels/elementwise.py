@@ -61,7 +61,7 @@ def _lay_out_chunk(row, col, count, n_cols, sample_weight, col_param, fill_weigh
     while i < count:
         run = min(n_cols - col, count - i)
         if fill_weights:
-            s = float(sample_weight[row])
+            s = np.float64(sample_weight[row])
             for j in range(run):
                 scratch[_WEIGHTS + i + j] = s
         if fill_params:
@@ -135,7 +135,7 @@ def _flat_block(element, yb, zb, sb, has_sw, param, extra, target_lo, target_hi,
             z = zb[e]
             loss, grad, hess = element(y, z, param, extra, want_loss)
             n_bad += _is_bad(y, z, target_lo, target_hi)
-            s = float(sb[e]) if has_sw else 1.0
+            s = np.float64(sb[e]) if has_sw else 1.0
             if want_loss:
                 kept[i] = weighted(s, loss)
             if want_grad:
@@ -183,7 +183,7 @@ def _element_block(element, per_column, yb, zb, lo, n_cols, sample_weight, col_p
                                       scratch)
         elif has_sw:  # one column: a weight per element
             for i in range(c_count):
-                scratch[_WEIGHTS + i] = float(sample_weight[lo + c_lo + i])
+                scratch[_WEIGHTS + i] = np.float64(sample_weight[lo + c_lo + i])
         # the derivatives and the loss in loops of their own, each with the formula's want_loss a
         # constant: with it read at run time, the formula formed the loss's logarithm for every call
         if want_grad or want_hess or not want_loss:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 _inline = njit(forceinline=True, error_model="numpy", cache=True)
@@ -21,8 +22,8 @@ def huber_element(y, z, delta, unused, want_loss):
 
     Hessian 1 inside (``|r| == delta`` included, as scikit-learn), 0 outside.
     """
-    y = float(y)
-    r = float(z) - y
+    y = np.float64(y)
+    r = np.float64(z) - y
     if abs(r) <= delta:
         return 0.5 * r * r, r, 1.0
     return delta * (abs(r) - 0.5 * delta), math.copysign(delta, r), 0.0
@@ -36,8 +37,8 @@ def pseudo_huber_element(y, z, delta, unused, want_loss):
     cancellation for small ``r`` and no overflow of ``x^2`` for large ones.
     Gradient ``r / h``, Hessian ``1 / h^3``.
     """
-    y = float(y)
-    r = float(z) - y
+    y = np.float64(y)
+    r = np.float64(z) - y
     if math.isinf(r):
         return math.inf, math.copysign(delta, r), 0.0
     x = r / delta
@@ -49,6 +50,6 @@ def pseudo_huber_element(y, z, delta, unused, want_loss):
 @_inline
 def squared_error_element(y, z, unused, unused_extra, want_loss):
     """``r^2 / 2``; gradient ``r``, Hessian 1 (an infinite prediction has an infinite gradient)."""
-    y = float(y)
-    r = float(z) - y
+    y = np.float64(y)
+    r = np.float64(z) - y
     return 0.5 * r * r, r, 1.0

@@ -9,6 +9,7 @@ only computed when ``want_loss``.
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
 from .._numerics import pow_unit, sigmoid_pair, small_int_power, softplus_pair, weighted
@@ -25,7 +26,7 @@ def bce_element(y, z, pos_weight, unused, want_loss):
     ``(pw y + 1 - y) sigmoid(z) sigmoid(-z)``.  Both sigmoids come from one
     ``exp(-|z|)``, so a 0/1 target's gradient never cancels.
     """
-    y = float(y)
+    y = np.float64(y)
     pos = pos_weight * y
     neg = 1.0 - y
     sig, sig_neg, curv = sigmoid_pair(z)
@@ -69,7 +70,7 @@ def _binary_focal(y, z, gamma, alpha, power):
     as ``v -> 0`` for any ``gamma >= 0``.  The derivatives need ``ce``, so
     the loss is always computed.  ``power(v, gamma)`` is ``v ** gamma``.
     """
-    y = float(y)
+    y = np.float64(y)
     neg = 1.0 - y
     sp_pos, sp_neg = softplus_pair(z)
     sig, sig_neg, curv = sigmoid_pair(z)

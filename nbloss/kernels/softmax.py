@@ -25,7 +25,8 @@ no mispredicted branches and the loops over a row vectorise.
 from __future__ import annotations
 
 import numpy as np
-from numba import get_thread_id, njit, prange
+from numba import get_thread_id, njit, prange, types
+from numba.extending import overload
 
 # Numba's own get_num_threads wraps this in an overload that Numba will not cache
 # (it is treated as a dynamic global); the intrinsic caches
@@ -77,7 +78,7 @@ def _add_rest_term(e, small, ones):
 
 @_inline
 def _row_exp_store(z, m, buf):
-    """``S'``, storing ``e_k`` in ``buf`` (a gradient or Hessian row for the next pass, or scratch).
+    """``S'``, storing ``e_k`` in ``buf`` (float64, see :func:`_exp_row`, for the next pass).
 
     Two loops: the exponentials (no loop-carried dependence, so vectorised),
     then their sum.
@@ -116,8 +117,9 @@ def _rest_of(s_rest, e_y):
 def _softmax_terms(i, src, inv_s, s_rest, scale, offset_scale, offset, grad_out, hess_out, want_grad, want_hess):
     """The terms every softmax kernel shares, for row ``i`` with ``p_j = src[j] / S`` (``src`` the
     row's stored ``e_j``): Hessian ``scale p_j (1 - p_j)`` and gradient ``scale p_j - offset_scale
-    offset[j]`` (a zero ``offset_scale`` with a finite ``offset`` subtracts an exact 0).  Reading
-    ``src[j]`` before writing index ``j`` keeps an output row usable as ``src``."""
+    offset[j]`` (a zero ``offset_scale`` with a finite ``offset`` subtracts an exact 0).  ``src`` is
+    float64 (see :func:`_exp_row`); reading ``src[j]`` before writing index ``j`` keeps an output row
+    usable as ``src``."""
     for j in range(src.shape[0]):
         e_j = src[j]
         p = e_j * inv_s
@@ -125,6 +127,31 @@ def _softmax_terms(i, src, inv_s, s_rest, scale, offset_scale, offset, grad_out,
             hess_out[i, j] = scale * p * _one_minus_p(e_j, p, s_rest, inv_s)
         if want_grad:
             grad_out[i, j] = scale * p - offset_scale * offset[j]
+
+
+def _float64_row_or_scratch(out_row, scratch_row):
+    """``out_row`` if it is float64, else ``scratch_row`` (chosen when the kernel is compiled)."""
+
+
+@overload(_float64_row_or_scratch, inline="always")
+def _float64_row_or_scratch_impl(out_row, scratch_row):
+    if out_row.dtype == types.float64:
+        return lambda out_row, scratch_row: out_row
+    return lambda out_row, scratch_row: scratch_row
+
+
+@_inline
+def _exp_row(i, grad_out, hess_out, scratch, want_grad, want_hess):
+    """Where row ``i`` stores its ``e_k`` for the pass that forms its outputs: its gradient row, else its
+    Hessian row, else ``scratch``, a float64 row.  A float32 output row would round ``e_k`` before the
+    division, so float32 outputs always take ``scratch``; float64 ones take their own row, which
+    the pass then overwrites (``scratch`` for every dtype made float64 ``predict_proba`` at n = 1e6,
+    K = 10 take 36.1 ms against 28.3 this way, the two alternating in one process)."""
+    if want_grad:
+        return _float64_row_or_scratch(grad_out[i], scratch)
+    if want_hess:
+        return _float64_row_or_scratch(hess_out[i], scratch)
+    return scratch
 
 
 @_inline
@@ -135,19 +162,6 @@ def _block_views(lo, hi, raw, targets, sample_weight, loss_out, grad_out, hess_o
     gb = grad_out[lo:hi] if want_grad else grad_out
     hb = hess_out[lo:hi] if want_hess else hess_out
     return raw[lo:hi], targets[lo:hi], sb, lb, gb, hb
-
-
-@_inline
-def _exp_row(i, z, grad_out, hess_out, scratch, want_grad, want_hess):
-    """``(m, S')`` of row ``i``, its ``e_k`` stored in its gradient row, else its Hessian row (for the
-    last pass), else in ``scratch``: stored and then summed, the exponentials vectorise; formed in
-    the sum's chain, they did not."""
-    m = _row_max(z)
-    if want_grad:
-        return m, _row_exp_store(z, m, grad_out[i])
-    if want_hess:
-        return m, _row_exp_store(z, m, hess_out[i])
-    return m, _row_exp_store(z, m, scratch)
 
 
 # Every call of the labelled kernels takes a block's rows a chunk at a time: a
@@ -277,7 +291,7 @@ def label_weight_total(labels, sample_weight, class_weight, has_ignore, ignore_i
                 if y < 0 or y >= n_classes:
                     bad = min(bad, lo + i)
                 else:
-                    acc += (float(sb[i]) if has_sw else 1.0) * class_weight[y]
+                    acc += (np.float64(sb[i]) if has_sw else 1.0) * class_weight[y]
         partial[b] = acc
     return ordered_sum(partial), bad
 
@@ -301,18 +315,18 @@ def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, tar
     partial = np.empty(nb)
     bad_target = n
     bad_raw = n
-    # per thread, a row of exponentials for the loss alone (no output row to hold them), and for each row
-    # of a chunk ``S'``, ``C`` and the linear term: the chunk's logarithms are taken in one loop over its
-    # rows, which vectorises (soft-target ``loss``, n = 1e5, K = 10: 10.0 ms with the logarithm in each row)
+    # per thread, a row's exponentials (see _exp_row) and its coefficients ``c_k``, and for each row of a
+    # chunk ``S'``, ``C`` and the linear term: the chunk's logarithms are taken in one loop over its rows,
+    # which vectorises (soft-target ``loss``, n = 1e5, K = 10: 10.0 ms with the logarithm in each row)
     threads = _iget_num_threads()
-    scratch = np.empty((threads, n_classes))
+    scratch = np.empty((threads, 2, n_classes))
     stats = np.empty((threads, 3, _ROWS))
     for b in prange(nb):
         lo, hi = block_bounds(b, n, nb)
         rows, qs, sb, lb, gb, hb = _block_views(lo, hi, raw, targets, sample_weight, loss_out, grad_out, hess_out,
                                                 want_grad, want_hess)
         t = get_thread_id()
-        row_scratch = scratch[t]
+        row_scratch, row_coefs = scratch[t, 0], scratch[t, 1]
         rests, totals, linears = stats[t, 0], stats[t, 1], stats[t, 2]
         acc = 0.0
         count = rows.shape[0]
@@ -321,8 +335,10 @@ def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, tar
             for i in range(c_lo, c_hi):
                 z = rows[i]
                 q = qs[i]
-                s = float(sb[i]) if has_sw else 1.0
-                m, s_rest = _exp_row(i, z, gb, hb, row_scratch, want_grad, want_hess)
+                s = np.float64(sb[i]) if has_sw else 1.0
+                m = _row_max(z)
+                row_exps = _exp_row(i, gb, hb, row_scratch, want_grad, want_hess)
+                s_rest = _row_exp_store(z, m, row_exps)
                 if s_rest != s_rest:
                     bad_raw = min(bad_raw, lo + i)
                 c_total = 0.0
@@ -330,10 +346,11 @@ def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, tar
                 q_sum = 0.0
                 q_ok = True
                 for k in range(n_classes):
-                    qk = float(q[k])
+                    qk = np.float64(q[k])
                     q_ok = q_ok & (0.0 <= qk) & (qk <= 1.0)
                     q_sum += qk
                     c = s * class_weight[k] * (keep * qk + spread)
+                    row_coefs[k] = c
                     c_total += c
                     if want_loss:
                         linear += weighted(c, -shifted(z[k], m))
@@ -341,13 +358,8 @@ def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, tar
                     bad_target = min(bad_target, lo + i)
                 rests[i - c_lo], totals[i - c_lo], linears[i - c_lo] = s_rest, c_total, linear
                 if want_grad or want_hess:
-                    inv_s = 1.0 / (1.0 + s_rest)
-                    # the target coefficients depend on q, so they are subtracted in the loop below
-                    _softmax_terms(i, gb[i] if want_grad else hb[i], inv_s, s_rest, grad_scale * c_total, 0.0,
-                                   class_weight, gb, hb, want_grad, want_hess)
-                    if want_grad:
-                        for j in range(n_classes):
-                            gb[i, j] -= grad_scale * s * class_weight[j] * (keep * float(q[j]) + spread)
+                    _softmax_terms(i, row_exps, 1.0 / (1.0 + s_rest), s_rest, grad_scale * c_total, grad_scale,
+                                   row_coefs, gb, hb, want_grad, want_hess)
             if want_loss:
                 chunk = c_hi - c_lo
                 for r in range(chunk):  # each row's loss, in place of its S'
@@ -546,7 +558,7 @@ def _chunked_block(row_formula, row_stats, stats_across_rows, params, rows, lab,
                     log_s, factor = stats[_LOG, r], stats[_FACTOR, r]
                 else:
                     log_s, factor = row_stats(params, s_rest, _one_minus_p_y(s_rest, e[y]), False)
-                s = float(sb[i]) if has_sw else 1.0
+                s = np.float64(sb[i]) if has_sw else 1.0
                 row_loss = _formula_call(row_formula, params, i, rows[i], stats[_MAX, r], e, y, s_rest, log_s,
                                          factor, s, grad_scale, gb, hb, want_loss, want_grad, want_hess)
                 if want_loss:
@@ -618,17 +630,21 @@ def softmax(raw, out):
     no_offset = np.empty(raw.shape[1])
     for k in range(no_offset.shape[0]):
         no_offset[k] = 0.0
+    # per thread, a row's exponentials for float32 ``out`` (see _exp_row)
+    scratch = np.empty((_iget_num_threads(), raw.shape[1]))
     for b in prange(nb):
         lo, hi = block_bounds(b, n, nb)
         rows = raw[lo:hi]
         ob = out[lo:hi]
+        row_scratch = scratch[get_thread_id()]
         for i in range(rows.shape[0]):
             z = rows[i]
             m = _row_max(z)
-            s_rest = _row_exp_store(z, m, ob[i])
+            row_exps = _exp_row(i, ob, ob, row_scratch, True, False)
+            s_rest = _row_exp_store(z, m, row_exps)
             if s_rest != s_rest:
                 bad_raw = min(bad_raw, lo + i)
-            _softmax_terms(i, ob[i], 1.0 / (1.0 + s_rest), s_rest, 1.0, 0.0, no_offset, ob, ob, True, False)
+            _softmax_terms(i, row_exps, 1.0 / (1.0 + s_rest), s_rest, 1.0, 0.0, no_offset, ob, ob, True, False)
     return bad_raw
 
 
@@ -648,6 +664,6 @@ def hessian_product(proba, row_weight, v, out):
         for i in range(pb.shape[0]):
             dot = 0.0
             for j in range(n_classes):
-                dot += pb[i, j] * vb[i, j]
+                dot += np.float64(pb[i, j]) * vb[i, j]
             for j in range(n_classes):
-                ob[i, j] = rb[i] * pb[i, j] * (vb[i, j] - dot)
+                ob[i, j] = np.float64(rb[i]) * pb[i, j] * (vb[i, j] - dot)
