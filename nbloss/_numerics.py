@@ -2,18 +2,17 @@
 
 Conventions: all functions are Numba ``njit`` and inlined into the kernels;
 they compute in float64 whatever the array dtype, so a float32 output is the
-float64 result rounded once (tests/test_api.py checks this bit for bit), and
-they are exact at ``±inf``:
+float64 result rounded once (tests/test_accuracy.py checks this bit for
+bit), and they are exact at ``±inf``:
 
 * Every value read from an array is taken to float64 with ``np.float64(x)``,
   never ``float(x)``: Numba's ``float`` keeps a float32 a float32, so
   ``float(z) - float(m)`` of float32 logits was a float32 subtraction (an
   error of up to ``|z - m| 2^-24`` in the shifted logit, and as much
-  relative error in its exponential: 15 float32 ulps in a softmax gradient
-  at logits of a few units, before 2026-11-24).  The kernels keep
-  intermediate values (exponentials, coefficients) in float64 scratch,
-  never in a float32 output row.
-
+  relative error in its exponential: CrossEntropy gradients up to 15
+  float32 ulps off at K = 7 and logits of scale 3, before 2026-11-24).  The
+  kernels keep intermediate values (exponentials, coefficients) in float64:
+  scratch, or a float64 output row, never a float32 one.
 * ``shifted(z, m)`` is ``z - m`` for the log-sum-exp shift, defined as 0 where
   ``z == m`` so that ``+inf`` logits (tied at the maximum) give 0, not NaN.
 * ``exp(-|z|)`` is the only exponential a logistic needs: both ``sigmoid(z)``
