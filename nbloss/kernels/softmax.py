@@ -130,7 +130,8 @@ def _softmax_terms(i, src, inv_s, s_rest, scale, offset_scale, offset, grad_out,
 
 
 def _float64_row_or_scratch(out_row, scratch_row):
-    """``out_row`` if it is float64, else ``scratch_row`` (chosen when the kernel is compiled)."""
+    """``out_row`` if it is float64, else ``scratch_row``: chosen by the dtype when the kernel is compiled
+    (a Numba overload; this Python body never runs)."""
 
 
 @overload(_float64_row_or_scratch, inline="always")
