@@ -469,18 +469,20 @@ def focal_row(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, grad_
         big_g = grad_scale * a_u * (gamma * q + 1.0)
         h_scale = grad_scale * a_u
         # entries j != y share: gamma r_j (2p + q (gamma p - 1)) + (gamma q + 1)(1 - p_j)
-        c_r = gamma * (2.0 * p_y + q * (gamma * p_y - 1.0))
+        # c_r r_j with r_j = e_j / rest_y, as (c_r 2^64) (e_j / (rest_y 2^64)): the reciprocal of a subnormal
+        # rest_y (the label's logit above all others by over 709.8) overflowed unscaled, and 0 * inf made
+        # the Hessian NaN.  Scaled it stays finite; the powers of two cancel exactly, so the bits are the
+        # old ones except where r_j < 2^-958 (then subnormal, c_r r_j is far below the term beside it),
+        # and each entry still takes two multiplications (scaling e_j instead took a third).
+        c_r_scaled = gamma * (2.0 * p_y + q * (gamma * p_y - 1.0)) * _TWO_64
         c_1 = gamma * q + 1.0
-        # r_j = e_j / rest_y as e_j times one reciprocal, both scaled by 2^64: exact, and the same bits as
-        # unscaled, but the reciprocal of a subnormal rest_y (the label's logit above all others by over
-        # 709.8) stays finite.  Unscaled it was inf, and 0 * inf made the Hessian NaN.
         inv_rest = 1.0 / (rest_y * _TWO_64) if rest_y > 0.0 else 0.0
         for j in range(e.shape[0]):
             e_j = e[j]
             p = e_j * inv_s
             if want_hess:
-                r_j = (e_j * _TWO_64) * inv_rest
-                hess_out[i, j] = h_scale * p * (c_r * r_j + c_1 * _one_minus_p(e_j, p, s_rest, inv_s))
+                r_term = c_r_scaled * (e_j * inv_rest)
+                hess_out[i, j] = h_scale * p * (r_term + c_1 * _one_minus_p(e_j, p, s_rest, inv_s))
             if want_grad:
                 grad_out[i, j] = big_g * p
         if want_hess:
