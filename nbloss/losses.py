@@ -30,11 +30,8 @@ from collections.abc import Callable
 import numpy as np
 
 from . import _validation as v
-from ._numerics import SMALL_INT_EXPONENTS
+from . import kernels  # its modules are imported on first use (see nbloss.kernels)
 from ._threading import launch
-from .kernels import elementwise as ew
-from .kernels import softmax as sm
-from .kernels.sigmoid import sigmoid as _sigmoid_kernel
 
 __all__ = [
     "CrossEntropy",
@@ -248,6 +245,8 @@ class _Loss:
 def _focal_kernel(gamma: float, int_kernel, general_kernel):
     """The focal kernel for ``gamma``: the usual exponents (``SMALL_INT_EXPONENTS``) take the one whose
     power is products chosen by selects (exact for 0, 1 and 2), any other the one with ``pow_unit``."""
+    from ._numerics import SMALL_INT_EXPONENTS  # imported with the kernels, on first use
+
     return int_kernel if gamma in SMALL_INT_EXPONENTS else general_kernel
 
 
@@ -309,7 +308,8 @@ class _SoftmaxLoss(_Loss):
 
     def _labelled_total(self, prob: _Problem, class_weight: np.ndarray) -> float:
         """``sum s_i w[y_i]`` over counted rows, validating labels before anything indexes with them."""
-        total, bad = launch(sm.label_weight_total, prob.target, prob.sample_weight, class_weight, *self._ignore())
+        total, bad = launch(kernels.softmax.label_weight_total, prob.target, prob.sample_weight, class_weight,
+                            *self._ignore())
         if bad < prob.raw.shape[0]:
             self._raise(prob, bad, prob.raw.shape[0])
         return total
@@ -351,7 +351,7 @@ class _SoftmaxLoss(_Loss):
         """
         raw, _ = v.as_raw(raw_prediction, two_d_only=True)
         out = np.empty_like(raw)
-        bad = launch(sm.softmax, raw, out)
+        bad = launch(kernels.softmax.softmax, raw, out)
         v.raise_for_bad_rows(raw.shape[0], raw.shape[0], bad, None, raw, "")
         return out
 
@@ -424,7 +424,7 @@ class CrossEntropy(_SoftmaxLoss):
         if prob.soft:
             # float32-rounded rows are off 1 by ~K * 6e-8; anything further is not a distribution
             tol = max(float(np.sqrt(np.finfo(prob.raw.dtype).eps)), 1e-6)
-            return sm.cross_entropy_soft, (prob.target, prob.raw, prob.sample_weight, w, eps, tol,
+            return kernels.softmax.cross_entropy_soft, (prob.target, prob.raw, prob.sample_weight, w, eps, tol,
                                            grad_scale, loss_out, grad_out, hess_out, *want)
         if eps == 0.0:  # the common case; the sums below cost ~9 us a call, the kernel ~30 us at n = 1e3
             no_smoothing = _shared_constant((k,), 0.0)
@@ -435,8 +435,8 @@ class CrossEntropy(_SoftmaxLoss):
             prefix = np.concatenate(([0.0], np.cumsum(smooth_w)[:-1]))
             suffix = np.concatenate((np.cumsum(smooth_w[::-1])[::-1][1:], [0.0]))
             params = ((1.0 - eps) * w, smooth_w, prefix + suffix, float(smooth_w.sum()))
-        return sm.cross_entropy_labels, (prob.target, prob.raw, prob.sample_weight, params, *self._ignore(), grad_scale,
-                                         loss_out, grad_out, hess_out, *want)
+        return kernels.softmax.cross_entropy_labels, (prob.target, prob.raw, prob.sample_weight, params,
+                                                      *self._ignore(), grad_scale, loss_out, grad_out, hess_out, *want)
 
     def init_raw_prediction(self, y_true, sample_weight=None) -> np.ndarray:
         """Constant logits minimising the loss: the centred log of the weighted target mix.
@@ -505,7 +505,7 @@ class FocalLoss(_SoftmaxLoss):
         return _shared_constant((k,), 1.0) if self.alpha is None else v.per_class_vector(self.alpha, "alpha", k)
 
     def _kernel_call(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
-        kernel = _focal_kernel(self.gamma, sm.focal_int_labels, sm.focal_labels)
+        kernel = _focal_kernel(self.gamma, kernels.softmax.focal_int_labels, kernels.softmax.focal_labels)
         return kernel, (prob.target, prob.raw, prob.sample_weight, (prob.class_weight, float(self.gamma)),
                         *self._ignore(), grad_scale, loss_out, grad_out, hess_out, want_loss,
                         grad_out.shape[0] > 0, hess_out.shape[0] > 0)
@@ -536,7 +536,7 @@ class FocalLoss(_SoftmaxLoss):
 
 # ------------------------------------------------------------------ element-wise
 class _ElementwiseLoss(_Loss):
-    _kernel: Callable  # the loss's kernel in nbloss.kernels.elementwise
+    _kernel_name: str  # the name of the loss's kernel in nbloss.kernels.elementwise
     _target_rule = "must be finite"
     _target_range = (-float(np.finfo(np.float64).max), float(np.finfo(np.float64).max))
 
@@ -551,6 +551,10 @@ class _ElementwiseLoss(_Loss):
 
     def _total_weight(self, prob: _Problem) -> float:
         return float(prob.weights_or_ones().sum()) * prob.raw.shape[1]
+
+    @property
+    def _kernel(self) -> Callable:
+        return getattr(kernels.elementwise, self._kernel_name)
 
     def _kernel_for(self, col_param: np.ndarray) -> Callable:
         """The kernel for these column parameters (every loss but BCE has one value for all columns)."""
@@ -647,7 +651,7 @@ class _SigmoidLoss(_ElementwiseLoss):
         """
         raw, shape = v.as_raw(raw_prediction, two_d_only=False)
         out = np.empty_like(raw)
-        bad = launch(_sigmoid_kernel, raw, out)
+        bad = launch(kernels.sigmoid.sigmoid, raw, out)
         v.raise_for_bad_rows(raw.shape[0], raw.shape[0], bad, None, raw, "")
         return out.reshape(shape)
 
@@ -666,7 +670,7 @@ class BinaryCrossEntropy(_SigmoidLoss):
     (multilabel), values in [0, 1].
     """
 
-    _kernel = staticmethod(ew.bce)
+    _kernel_name = "bce"
 
     def __init__(self, pos_weight=None):
         if pos_weight is not None:
@@ -687,7 +691,7 @@ class BinaryCrossEntropy(_SigmoidLoss):
 
     def _kernel_for(self, col_param):
         if isinstance(self.pos_weight, np.ndarray) and (col_param != col_param[0]).any():
-            return ew.bce_per_column
+            return kernels.elementwise.bce_per_column
         return self._kernel
 
     def init_raw_prediction(self, y_true, sample_weight=None):
@@ -732,7 +736,7 @@ class BinaryFocalLoss(_SigmoidLoss):
 
     @property
     def _kernel(self):
-        return _focal_kernel(self.gamma, ew.binary_focal_int, ew.binary_focal)
+        return _focal_kernel(self.gamma, kernels.elementwise.binary_focal_int, kernels.elementwise.binary_focal)
 
 
 class HuberLoss(_ElementwiseLoss):
@@ -748,7 +752,7 @@ class HuberLoss(_ElementwiseLoss):
     inside ``|r| <= delta`` and 0 outside (exact; adapters may floor it).
     """
 
-    _kernel = staticmethod(ew.huber)
+    _kernel_name = "huber"
 
     def __init__(self, delta: float = 1.0):
         self.delta = v.positive_scalar(delta, "delta")
@@ -772,7 +776,7 @@ class PseudoHuberLoss(HuberLoss):
     ``y_true`` and ``raw_prediction`` are (n,) or (n, T).
     """
 
-    _kernel = staticmethod(ew.pseudo_huber)
+    _kernel_name = "pseudo_huber"
 
 
 class SquaredError(_ElementwiseLoss):
@@ -784,7 +788,7 @@ class SquaredError(_ElementwiseLoss):
     prediction has an infinite loss and gradient (the mathematical limit).
     """
 
-    _kernel = staticmethod(ew.squared_error)
+    _kernel_name = "squared_error"
 
     def _column_params(self, n_cols):
         return _shared_constant((n_cols,), 0.0), 0.0

@@ -150,6 +150,74 @@ print(json.dumps({"misses": sum(twin.stats.cache_misses.values()), "hits": sum(t
 """
 
 
+_WRITABILITY_PROBE = """
+import json, sys, tempfile
+made = []
+real = tempfile.TemporaryFile
+def counting(*args, **kwargs):
+    made.append(kwargs.get("dir"))
+    return real(*args, **kwargs)
+tempfile.TemporaryFile = counting
+import nbloss
+from nbloss.kernels import checks, elementwise, regression, sigmoid, softmax  # defined on first use
+from numba.core.dispatcher import Dispatcher
+cached = [obj for mod in list(sys.modules.values()) if (getattr(mod, "__name__", "") or "").startswith("nbloss")
+          for obj in vars(mod).values() if isinstance(obj, Dispatcher) and obj._cache.__class__.__name__ != "NullCache"]
+print(json.dumps({"temp_files": made, "cached": len({id(d) for d in cached}),
+                  "dirs": sorted({d._cache._cache_path for d in cached})}))
+"""
+
+
+def test_import_checks_each_cache_directory_once(tmp_path):
+    """Numba checks that a cache directory is writable by making a temporary file in it, for each cached
+    function it defines; nbloss defines about 70 with its kernels, and checks each directory once
+    (nbloss._cache)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    out = subprocess.run([sys.executable, "-c", _WRITABILITY_PROBE], env=env, capture_output=True, text=True,
+                         timeout=300, check=True)
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    assert probe["cached"] > 20
+    assert sorted(probe["temp_files"]) == probe["dirs"]
+
+
+_LAZY_PROBE = """
+import json, sys, threading
+import numpy as np
+import nbloss
+def loaded():
+    return sorted(m for m in sys.modules if m == "nbloss._numerics" or m.startswith("nbloss.kernels."))
+at_import = loaded()
+rng = np.random.default_rng(0)
+y, raw = rng.integers(0, 4, 500), rng.normal(size=(500, 4))
+t, z = (rng.uniform(size=500) < 0.3).astype(float), rng.normal(size=500)
+calls = [lambda: nbloss.CrossEntropy().gradient_hessian(y, raw), lambda: nbloss.FocalLoss().loss(y, raw),
+         lambda: nbloss.BinaryCrossEntropy().gradient_hessian(t, z), lambda: nbloss.HuberLoss().loss(z, t)]
+results = [None] * len(calls)
+def run(i):
+    results[i] = calls[i]()
+threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+again = [call() for call in calls]
+same = all(np.array_equal(np.asarray(a), np.asarray(b)) for r, q in zip(results, again)
+           for a, b in zip(r if isinstance(r, tuple) else (r,), q if isinstance(q, tuple) else (q,)))
+print(json.dumps({"at_import": at_import, "after_calls": loaded(), "same": same}))
+"""
+
+
+def test_kernels_load_on_first_use_and_from_threads_at_once():
+    """``import nbloss`` defines no kernel (nbloss.kernels imports its modules on first use); four threads
+    whose calls are each one's first in the process load them at once and get the results of later calls."""
+    out = subprocess.run([sys.executable, "-c", _LAZY_PROBE], capture_output=True, text=True, timeout=900,
+                         check=True)
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    assert probe["at_import"] == []
+    assert {"nbloss._numerics", "nbloss.kernels.softmax", "nbloss.kernels.elementwise"} <= set(probe["after_calls"])
+    assert probe["same"]
+
+
 @pytest.mark.slow
 def test_serial_twins_have_their_own_cache_entry(tmp_path):
     """The serial twin CatBoost's per-row path uses is cached on disk like the parallel kernels, under its own
