@@ -242,12 +242,19 @@ class _Loss:
     __hash__ = None
 
 
+@functools.cache
+def _small_int_exponents() -> tuple:
+    """:data:`nbloss._numerics.SMALL_INT_EXPONENTS`, imported with the kernels on first use (an import
+    statement in :func:`_focal_kernel` took about a microsecond a call)."""
+    from ._numerics import SMALL_INT_EXPONENTS
+
+    return SMALL_INT_EXPONENTS
+
+
 def _focal_kernel(gamma: float, int_kernel, general_kernel):
     """The focal kernel for ``gamma``: the usual exponents (``SMALL_INT_EXPONENTS``) take the one whose
     power is products chosen by selects (exact for 0, 1 and 2), any other the one with ``pow_unit``."""
-    from ._numerics import SMALL_INT_EXPONENTS  # imported with the kernels, on first use
-
-    return int_kernel if gamma in SMALL_INT_EXPONENTS else general_kernel
+    return int_kernel if gamma in _small_int_exponents() else general_kernel
 
 
 def _minimise_constant(objective, start: np.ndarray) -> np.ndarray:

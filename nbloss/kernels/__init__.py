@@ -40,9 +40,11 @@ _MODULES = frozenset({"checks", "elementwise", "regression", "sigmoid", "softmax
 
 
 def __getattr__(name: str):
-    # only reached while a kernel module is not yet imported: importing it makes it an attribute of the package
+    # reached only until a kernel module is bound here, which its import does, and so does this (should
+    # ``sys.modules`` hold another copy of the package, as when two are compared in one process)
     if name in _MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
+        module = globals()[name] = importlib.import_module(f"{__name__}.{name}")
+        return module
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # Every kernel: rows in ``prange``, cached on disk, and NumPy's error model.  Under
