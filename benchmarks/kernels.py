@@ -513,16 +513,19 @@ def plot(report: dict, path: str) -> None:
     cols = 4
     rows_of_panels = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(rows_of_panels, cols, figsize=(4.2 * cols, 3.3 * rows_of_panels + 0.7), squeeze=False)
-    colours = {"nbloss": "#2a7ab0", "sklearn": "#888888", "numpy": "#d0883a", "floor": "#3a9a4a",
-               "floor+exp": "#9acd8a"}
+    colours = {"nbloss": "#2a7ab0", CE_PARTNER: "#8fc1e3", "sklearn": "#888888", "numpy": "#d0883a",
+               "floor": "#3a9a4a", "floor+exp": "#9acd8a"}
+    labelled = set()
     for ax, (loss, k) in zip(axes.ravel(), panels):
         for dtype, style in (("float64", "-"), ("float32", "--")):
             rows = [r for r in report["rows"] if r["loss"] == loss and r["K"] == k and r["dtype"] == dtype]
             for contender, colour in colours.items():
                 pts = [(r["n"], r["n"] / r["seconds"][contender]) for r in rows if contender in r["seconds"]]
                 if pts:
+                    label = f"{contender} {dtype}"  # in the legend once, from the first panel that has it
                     ax.plot(*zip(*pts), style, marker="o", ms=3, color=colour,
-                            label=f"{contender} {dtype}" if (loss, k) == panels[0] else None)
+                            label=None if label in labelled else label)
+                    labelled.add(label)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(f"{loss}" + (f", K={k}" if k > 1 else ""), fontsize=9)
