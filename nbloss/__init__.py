@@ -7,7 +7,8 @@ Layout: :mod:`nbloss._numerics` (scalar stable formulas), :mod:`nbloss.kernels`
 scikit-learn estimators ``LinearClassifier`` and ``LinearRegressor``),
 :mod:`nbloss.boosting` (adapters for XGBoost, LightGBM and CatBoost).  The
 estimators and adapters are imported on first use, so ``import nbloss`` does
-not import scikit-learn or a boosting library.
+not import scikit-learn or a boosting library; so are the kernel modules, so
+it defines no Numba function either (see :mod:`nbloss.kernels`).
 """
 
 from . import _cache
