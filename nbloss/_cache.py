@@ -52,8 +52,9 @@ def _is_source(py_file: str) -> bool:
     return Path(py_file).resolve() in SOURCES
 
 
-# cache directories already found writable in this process (see ``ensure_cache_path`` below): nbloss's own
-# import took 37-40 ms with Numba's check per function and 31-34 with this, six fresh processes each
+# cache directories already found writable in this process (see ``ensure_cache_path`` below): when the
+# kernels were defined at import, nbloss's own import took 37-40 ms with Numba's check per function and
+# 31-34 with this, six fresh processes each
 _WRITABLE_DIRS: set = set()
 
 
@@ -73,7 +74,8 @@ def _covering(base: type) -> type:
 
         def ensure_cache_path(self):
             # Numba checks that the directory is writable by creating a temporary file in it, for each
-            # cached function as it is defined (70 of them at import); once per directory is enough
+            # cached function as it is defined (70 of them, as the kernel modules load); once per
+            # directory is enough
             path = self.get_cache_path()
             if path not in _WRITABLE_DIRS:
                 super().ensure_cache_path()

@@ -432,7 +432,7 @@ class CrossEntropy(_SoftmaxLoss):
             # float32-rounded rows are off 1 by ~K * 6e-8; anything further is not a distribution
             tol = max(float(np.sqrt(np.finfo(prob.raw.dtype).eps)), 1e-6)
             return kernels.softmax.cross_entropy_soft, (prob.target, prob.raw, prob.sample_weight, w, eps, tol,
-                                           grad_scale, loss_out, grad_out, hess_out, *want)
+                                                        grad_scale, loss_out, grad_out, hess_out, *want)
         if eps == 0.0:  # the common case; the sums below cost ~9 us a call, the kernel ~30 us at n = 1e3
             no_smoothing = _shared_constant((k,), 0.0)
             params = (w, no_smoothing, no_smoothing, 0.0)
