@@ -18,7 +18,6 @@ import numpy as np
 
 from . import kernels
 from ._threading import launch
-from .kernels import serial
 
 REDUCTIONS = ("mean", "sum", "none")
 _FLOAT64, _FLOAT32 = np.dtype(np.float64), np.dtype(np.float32)
@@ -121,7 +120,7 @@ def as_sample_weight(sample_weight, n_samples: int, dtype: np.dtype) -> np.ndarr
         raise ValueError(f"sample_weight must have shape ({n_samples},), got {sw.shape}")
     # under this many weights, waking the thread pool costs more than the pass (n = 1e3: 6.6 us, 1.1 serial)
     first_bad_weight = kernels.checks.first_bad_weight
-    row = int(serial(first_bad_weight)(sw) if n_samples < 16_384 else launch(first_bad_weight, sw))
+    row = int(kernels.serial(first_bad_weight)(sw) if n_samples < 16_384 else launch(first_bad_weight, sw))
     if row < n_samples:
         raise ValueError(
             f"sample_weight must be finite and non-negative (in {np.dtype(dtype).name}); "
