@@ -3,7 +3,10 @@
 Conventions: all functions are Numba ``njit`` and inlined into the kernels;
 they compute in float64 whatever the array dtype, so a float32 output is the
 float64 result rounded once (tests/test_accuracy.py checks this bit for
-bit), and they are exact at ``±inf``:
+bit), and they are exact at ``±inf``.  The one exception is the ``*_f32``
+functions, which compute in float32 for the float32 kernels of binary
+cross-entropy (eight lanes of AVX2 instead of four, and shorter
+polynomials; within a few float32 ulps; see :mod:`nbloss.kernels.elementwise`):
 
 * Every value read from an array is taken to float64 with ``np.float64(x)``,
   never ``float(x)``: Numba's ``float`` keeps a float32 a float32, so
@@ -72,18 +75,46 @@ def fma(typingctx, a, b, c):
     """``a * b + c`` with one rounding (LLVM's ``llvm.fma``; vectorised to ``vfmadd``).
 
     Exact semantics, unlike the ``contract`` fastmath flag: the result does not
-    depend on what the optimiser decides to fuse.
+    depend on what the optimiser decides to fuse.  In float32 when all three
+    arguments are float32, else in float64.
     """
     if not all(isinstance(t, (types.Float, types.Integer)) for t in (a, b, c)):
         return None
+    single = all(t == types.float32 for t in (a, b, c))
+    result = types.float32 if single else types.float64
 
     def codegen(context, builder, signature, args):
-        double = ir.DoubleType()
-        values = [context.cast(builder, v, t, types.float64) for v, t in zip(args, signature.args)]
-        fn = builder.module.declare_intrinsic("llvm.fma", [double], ir.FunctionType(double, [double] * 3))
+        ftype = ir.FloatType() if single else ir.DoubleType()
+        values = [context.cast(builder, v, t, result) for v, t in zip(args, signature.args)]
+        fn = builder.module.declare_intrinsic("llvm.fma", [ftype], ir.FunctionType(ftype, [ftype] * 3))
         return builder.call(fn, values)
 
-    return types.float64(a, b, c), codegen
+    return result(a, b, c), codegen
+
+
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    """Reinterpret an int32 as the float32 with the same bits (a wider integer is truncated first, as
+    Numba widens int32 arithmetic to int64)."""
+    if not isinstance(bits, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+@intrinsic
+def _int32_from_bits(typingctx, x):
+    """Reinterpret a float32 as the int32 with the same bits."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.int32(types.float32), codegen
 
 
 _LOG2E = 1.4426950408889634
@@ -169,6 +200,45 @@ def _exp_finish(x, k, r):
     return 0.0 if x < _EXP_MIN_ARG else scaled
 
 
+# float32 arithmetic (the float32 kernels of binary cross-entropy): eight lanes of AVX2 against
+# float64's four, and a polynomial of degree 7 against 13.  ``x = k ln2 + r`` as above, ``ln2`` split
+# so that ``k * _LN2_HI_F32`` is exact (Cephes' ``expf``, whose coefficients these are; its
+# reduction and polynomial, scaled as in :func:`_exp_finish`).
+_LOG2E_F32 = np.float32(_LOG2E)
+_LN2_HI_F32 = np.float32(0.693359375)
+_LN2_LO_F32 = np.float32(-2.12194440e-4)
+_E2_F32, _E3_F32, _E4_F32 = np.float32(5.0000001201e-1), np.float32(1.6666665459e-1), np.float32(4.1665795894e-2)
+_E5_F32, _E6_F32, _E7_F32 = np.float32(8.3334519073e-3), np.float32(1.3981999507e-3), np.float32(1.9875691500e-4)
+# below this expf underflows to 0 even as a subnormal (exp(-104) < 2^-150)
+_EXP_MIN_ARG_F32 = np.float32(-104.0)
+ZERO_F32, HALF_F32, ONE_F32 = np.float32(0.0), np.float32(0.5), np.float32(1.0)
+_ROUND_MAGIC_F32 = np.float32(1.5 * 2.0**23 + 127.0)
+
+
+@_inline
+def _pow2_f32(k):
+    """``2^k`` for an integral float32 ``k`` in [-126, 127]: the low 9 bits of ``k + 127 + 1.5 * 2^23``
+    are ``k + 127``, shifted into the exponent field."""
+    return _float32_from_bits(_int32_from_bits(k + _ROUND_MAGIC_F32) << 23)
+
+
+@_inline
+def exp_nonpos_f32(x):
+    """``exp(x)`` for a float32 ``x <= 0`` in float32 arithmetic, vectorisable; worst error 1.01 ulp
+    over every float32 in [-104, 0] (tests/test_exp.py checks them all).
+
+    Same edges as :func:`exp_nonpos`: ``exp(-inf) = 0``, NaN stays NaN, ``exp(0) = 1``, subnormal
+    results right.
+    """
+    k = np.floor(fma(max(x, _EXP_MIN_ARG_F32), _LOG2E_F32, HALF_F32))
+    r = fma(-k, _LN2_LO_F32, fma(-k, _LN2_HI_F32, x))
+    tail = fma(fma(fma(fma(fma(_E7_F32, r, _E6_F32), r, _E5_F32), r, _E4_F32), r, _E3_F32), r, _E2_F32)
+    poly = fma(r * r, tail, r) + ONE_F32
+    k_half = np.floor(k * HALF_F32)
+    scaled = poly * _pow2_f32(k_half) * _pow2_f32(k - k_half)
+    return ZERO_F32 if x < _EXP_MIN_ARG_F32 else scaled
+
+
 _LN2 = 0.6931471805599453
 # 2 / (2k + 1) for k = 1..11: log1p(f) = 2 atanh(s), s = f / (2 + f), |s| <= 1/5;
 # the first term left out is below 2^-60 of the result
@@ -210,6 +280,25 @@ def _log1p_parts(f):
     tail = z * fma(z4, fma(z4, high, mid), low)
     half_f2 = 0.5 * f * f
     return half_f2, s * (half_f2 + tail)
+
+
+# 2 / (2k + 1) for k = 1..5 in float32: the first term left out is below 2^-30 of the result
+_A1_F32, _A2_F32, _A3_F32, _A4_F32, _A5_F32 = (np.float32(a) for a in (_A1, _A2, _A3, _A4, _A5))
+_LN2_F32 = np.float32(_LN2)
+_TWO_F32 = np.float32(2.0)
+
+
+@_inline
+def log1p_unit_f32(t):
+    """``log1p(t)`` for a float32 ``t`` in [0, 1] in float32 arithmetic, vectorisable: the reduction of
+    :func:`log1p_unit` and a five-term tail; worst error over every float32 in [0, 1] in tests/test_exp.py."""
+    upper = t >= HALF_F32
+    f = (t - ONE_F32) * HALF_F32 if upper else t
+    s = f / (_TWO_F32 + f)
+    z = s * s
+    tail = z * fma(fma(fma(fma(_A5_F32, z, _A4_F32), z, _A3_F32), z, _A2_F32), z, _A1_F32)
+    half_f2 = HALF_F32 * f * f
+    return (_LN2_F32 if upper else ZERO_F32) + (f - (half_f2 - s * (half_f2 + tail)))
 
 
 _SQRT2 = 1.4142135623730951
@@ -318,8 +407,19 @@ def sigmoid_pair(z):
     Neither value is formed as ``1 - other``: both are accurate to a few ulps
     over the whole range, including ``z = ±inf`` (exactly 0 and 1).
     """
-    t = exp_nonpos(-abs(np.float64(z)))
-    r = 1.0 / (1.0 + t)
+    return _sigmoid_pair(np.float64(z), exp_nonpos, 1.0)
+
+
+@_inline
+def sigmoid_pair_f32(z):
+    """:func:`sigmoid_pair` of a float32 ``z`` in float32 arithmetic."""
+    return _sigmoid_pair(z, exp_nonpos_f32, ONE_F32)
+
+
+@_inline
+def _sigmoid_pair(z, exp, one):
+    t = exp(-abs(z))
+    r = one / (one + t)
     small = t * r
     if z >= 0.0:
         return r, small, small * r
@@ -339,11 +439,38 @@ def softplus_pair(z):
 
 
 @_inline
+def softplus_pair_f32(z):
+    """:func:`softplus_pair` of a float32 ``z`` in float32 arithmetic."""
+    tail = log1p_unit_f32(exp_nonpos_f32(-abs(z)))
+    return max(z, ZERO_F32) + tail, max(-z, ZERO_F32) + tail
+
+
+@_inline
 def weighted(coef, value):
     """``coef * value`` with ``0 * inf == 0``: a zero-weight term never poisons a sum."""
     if coef == 0.0:
         return 0.0
     return coef * value
+
+
+@_inline
+def weighted_f32(coef, value):
+    """:func:`weighted` of float32 values, in float32 (the float64 zero would widen the result)."""
+    if coef == 0.0:
+        return ZERO_F32
+    return coef * value
+
+
+@_inline
+def as_float64(x):
+    """``x`` as float64: the working precision of every kernel but the float32 ones of binary cross-entropy."""
+    return np.float64(x)
+
+
+@_inline
+def as_float32(x):
+    """``x`` as float32: the working precision of the float32 kernels of binary cross-entropy."""
+    return np.float32(x)
 
 
 # Deterministic reductions.  A prange reduction is combined in whatever order

@@ -77,6 +77,11 @@ class _Problem:
         sw = self.sample_weight
         return sw.astype(np.float64) if sw.shape[0] else np.ones(self.raw.shape[0])
 
+    def total_sample_weight(self) -> float:
+        """``weights_or_ones().sum()``, without making the ones (n itself: a sum of ones is exact)."""
+        sw = self.sample_weight
+        return float(sw.astype(np.float64).sum()) if sw.shape[0] else float(self.raw.shape[0])
+
     def replace(self, **fields) -> _Problem:
         """A copy with ``fields`` changed (for callers that keep a problem and report on another ``y_true``)."""
         new = copy.copy(self)
@@ -164,7 +169,7 @@ class _Loss:
         """Validate ``y_true`` (in the kernel, as every call does) against a zero prediction."""
         prob = self._prepare(y_true, np.zeros(raw_shape), sample_weight)
         self._run(prob, 1.0, self._empty(prob, loss_shaped=True), self._empty(prob), self._empty(prob), False)
-        if not prob.weights_or_ones().sum() > 0:
+        if not prob.total_sample_weight() > 0:
             raise ValueError("sample_weight sums to zero: no constant prediction is defined")
         return prob
 
@@ -323,7 +328,7 @@ class _SoftmaxLoss(_Loss):
 
     def _total_weight(self, prob: _Problem) -> float:
         if prob.soft:  # PyTorch divides by n for probability targets
-            return float(prob.weights_or_ones().sum())
+            return prob.total_sample_weight()
         return self._labelled_total(prob, prob.class_weight)
 
     def _counted(self, prob: _Problem) -> tuple[np.ndarray, np.ndarray]:
@@ -557,21 +562,22 @@ class _ElementwiseLoss(_Loss):
         return _Problem(raw, shape, target, y_true, v.as_sample_weight(sample_weight, raw.shape[0], raw.dtype), False)
 
     def _total_weight(self, prob: _Problem) -> float:
-        return float(prob.weights_or_ones().sum()) * prob.raw.shape[1]
+        return prob.total_sample_weight() * prob.raw.shape[1]
 
     @property
     def _kernel(self) -> Callable:
         return getattr(kernels.elementwise, self._kernel_name)
 
-    def _kernel_for(self, col_param: np.ndarray) -> Callable:
-        """The kernel for these column parameters (every loss but BCE has one value for all columns)."""
+    def _kernel_for(self, col_param: np.ndarray, dtype: np.dtype) -> Callable:
+        """The kernel for these column parameters and this dtype (BCE's depend on both)."""
         return self._kernel
 
     def _kernel_call(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
         col_param, extra = self._column_params(prob.raw.shape[1])
-        return self._kernel_for(col_param), (prob.target, prob.raw, prob.sample_weight, col_param, extra,
-                                             *self._target_range, grad_scale, loss_out, grad_out, hess_out,
-                                             want_loss, grad_out.shape[0] > 0, hess_out.shape[0] > 0)
+        kernel = self._kernel_for(col_param, prob.raw.dtype)
+        return kernel, (prob.target, prob.raw, prob.sample_weight, col_param, extra, *self._target_range,
+                        grad_scale, loss_out, grad_out, hess_out, want_loss, grad_out.shape[0] > 0,
+                        hess_out.shape[0] > 0)
 
     def _raise(self, prob, bad_target, bad_raw):
         v.raise_for_bad_rows(prob.raw.shape[0], bad_target, bad_raw, prob.y_true, prob.raw, self._target_rule)
@@ -696,10 +702,11 @@ class BinaryCrossEntropy(_SigmoidLoss):
             return v.per_class_vector(self.pos_weight, "pos_weight", n_cols), 0.0
         return _shared_constant((n_cols,), 1.0 if self.pos_weight is None else float(self.pos_weight)), 0.0
 
-    def _kernel_for(self, col_param):
-        if isinstance(self.pos_weight, np.ndarray) and (col_param != col_param[0]).any():
-            return kernels.elementwise.bce_per_column
-        return self._kernel
+    def _kernel_for(self, col_param, dtype):
+        # float32 is computed in float32 (see nbloss.kernels.elementwise)
+        name = "bce_per_column" if isinstance(self.pos_weight, np.ndarray) and (col_param != col_param[0]).any() \
+            else "bce"
+        return getattr(kernels.elementwise, name + "_f32" if dtype == np.float32 else name)
 
     def init_raw_prediction(self, y_true, sample_weight=None):
         """Logit of the weighted positive rate, ``log(sum s pw y / sum s (1 - y))`` per output.

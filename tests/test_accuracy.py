@@ -2,7 +2,8 @@
 
 Bar: float64 loss, gradient and Hessian within 1e-12 relative (1.2e-7, one
 float32 ulp, for float32 on inputs representable in float32: the kernels
-compute in float64 and round once), with an absolute floor at the
+compute in float64 and round once; 1e-6 for BinaryCrossEntropy's float32
+kernels, which compute in float32), with an absolute floor at the
 dtype's smallest normal number (1e-300 region for float64) for values that
 underflow.  Where the exact value is a difference of comparable terms (soft
 targets and label smoothing: ``p - y``; focal Hessians, which change sign),
@@ -23,6 +24,9 @@ from corpus import logistic_pairs, regression_pairs, softmax_corpus
 import nbloss
 
 TOL = {np.float64: 1e-12, np.float32: 1.2e-7}
+# BinaryCrossEntropy's float32 kernels compute in float32 (nbloss.kernels.elementwise): 1e-6 is about
+# eight float32 ulps, the kernels issue's float32 bar 1e-5; measured worst in the report table
+FLOAT32_ARITHMETIC_TOL = 1e-6
 FLOOR = {np.float64: 1e-300, np.float32: float(np.finfo(np.float32).tiny)}
 DTYPES = [np.float64, np.float32]
 
@@ -41,11 +45,11 @@ def _errors(got, exact, scales, floor):
     return worst
 
 
-def _check(worst_errors, key, dtype, got, exact, scales=None):
+def _check(worst_errors, key, dtype, got, exact, scales=None, tol=None):
     scales = [abs(e) for e in exact] if scales is None else scales
     err = _errors(got, exact, scales, FLOOR[dtype])
     worst_errors(f"{key}/{np.dtype(dtype).name}", err)
-    assert err <= TOL[dtype], f"{key}: worst relative error {err:.3e}"
+    assert err <= (TOL[dtype] if tol is None else tol), f"{key}: worst relative error {err:.3e}"
 
 
 # ------------------------------------------------------------------- softmax
@@ -175,9 +179,15 @@ def _logistic_case(loss, soft, dtype, worst_errors, key):
         losses.append(l)
         grads.append(g)
         hesses.append(h)
-    _check(worst_errors, f"{key}/loss", dtype, got_loss, losses)
-    _check(worst_errors, f"{key}/gradient", dtype, got_grad, grads, gscales)
-    _check(worst_errors, f"{key}/hessian", dtype, got_hess, hesses, hscales)
+    tol = FLOAT32_ARITHMETIC_TOL if dtype == np.float32 and _in_float32(loss) else None
+    _check(worst_errors, f"{key}/loss", dtype, got_loss, losses, tol=tol)
+    _check(worst_errors, f"{key}/gradient", dtype, got_grad, grads, gscales, tol=tol)
+    _check(worst_errors, f"{key}/hessian", dtype, got_hess, hesses, hscales, tol=tol)
+
+
+def _in_float32(loss) -> bool:
+    """Whether ``loss``'s float32 kernels compute in float32."""
+    return isinstance(loss, nbloss.BinaryCrossEntropy)
 
 
 LOGISTIC_CASES = {
@@ -227,7 +237,7 @@ def test_regression_family_matches_mpmath(case, dtype, worst_errors):
     _check(worst_errors, f"{case}/hessian", dtype, got_hess, [e[2] for e in exact])
 
 
-# ------------------------------------------------- float32 is float64, rounded
+# ------------------------------------ float32 is float64, rounded (but for BinaryCrossEntropy)
 def _as_float32(a):
     """``a`` in float32; values beyond its range (1e300 and the like) become ``±inf``, which the kernels take."""
     with np.errstate(over="ignore"):
@@ -274,8 +284,42 @@ def test_float32_outputs_are_the_float64_outputs_rounded(weighted):
     left float32 values in float32, the softmax kernels subtracted logits in float32 and kept
     exponentials in float32 output rows, and their outputs were up to 15 float32 ulps off this."""
     for key, loss, target, raw in _float32_problems():
+        if _in_float32(loss):
+            continue  # test_float32_arithmetic_within_its_bar
         sw = np.random.default_rng(5).uniform(0.5, 2.0, raw.shape[0]).astype(np.float32) if weighted else None
         wide = [None if a is None else a.astype(np.float64) if a.dtype.kind == "f" else a for a in (target, raw, sw)]
         for got, expected in zip(_every_output(loss, target, raw, sw), _every_output(loss, *wide), strict=True):
             assert got.dtype == np.float32, key
             np.testing.assert_array_equal(got, np.asarray(expected).astype(np.float32), err_msg=key)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_float32_arithmetic_within_its_bar(weighted):
+    """BinaryCrossEntropy's float32 kernels compute in float32: every float32 output is within
+    ``FLOAT32_ARITHMETIC_TOL`` of the same call's float64 output on the same values (itself within 1e-12
+    of exact), relative to the output (the floor float32's smallest normal), or for a soft target's
+    gradient to ``max(p, y) max(1, pos_weight)`` (``p - y`` cancels there); and the calls agree with each
+    other: ``loss`` and ``loss_gradient`` give the same per-element losses, ``gradient_hessian`` and
+    ``loss_gradient`` the same gradient, bit for bit."""
+    tiny = float(np.finfo(np.float32).tiny)
+    for key, loss, target, raw in _float32_problems():
+        if not _in_float32(loss):
+            continue
+        sw = np.random.default_rng(5).uniform(0.5, 2.0, raw.shape[0]).astype(np.float32) if weighted else None
+        wide = [None if a is None else a.astype(np.float64) for a in (target, raw, sw)]
+        got, expected = _every_output(loss, target, raw, sw), _every_output(loss, *wide)
+        pw = 1.0 if loss.pos_weight is None else float(loss.pos_weight)
+        with np.errstate(over="ignore"):
+            soft_scale = np.maximum(wide[0], 1.0 / (1.0 + np.exp(-wide[1]))) * max(1.0, pw)
+        soft_scale *= 1.0 if sw is None else wide[2]
+        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+            assert g.dtype == np.float32, key
+            e = np.asarray(e, dtype=np.float64)
+            scale = np.maximum(np.abs(e), tiny)
+            if i in (0, 4) and "soft=True" in key:  # the gradients
+                scale = np.maximum(scale, soft_scale)
+            with np.errstate(invalid="ignore"):  # inf - inf where both are inf; g == e below
+                err = np.abs(np.asarray(g, dtype=np.float64) - e) / scale
+            assert np.all((err <= FLOAT32_ARITHMETIC_TOL) | (g == e)), (key, i, float(np.nanmax(err)))
+        np.testing.assert_array_equal(got[2], got[3], err_msg=key)  # per-element losses of both calls
+        np.testing.assert_array_equal(got[0], got[4], err_msg=key)  # gradients of both calls

@@ -311,6 +311,22 @@ def test_bce_per_output_pos_weight_takes_each_outputs_weight():
         np.testing.assert_array_equal(h[:, j], h_j)
 
 
+@pytest.mark.parametrize("pos_weight", [None, 2.0, [0.5, 1.0, 3.0], [2.0, 2.0, 2.0]], ids=repr)
+def test_bce_float32_runs_the_float32_kernels(pos_weight):
+    """float32 BinaryCrossEntropy runs the kernels that compute in float32 (eight lanes on AVX2), float64
+    the float64 ones; a per-output pos_weight that is one value runs the one-parameter kernel."""
+    loss = nbloss.BinaryCrossEntropy(pos_weight=pos_weight)
+    per_column = isinstance(pos_weight, list) and len(set(pos_weight)) > 1
+    for dtype, suffix in ((np.float32, "_f32"), (np.float64, "")):
+        col_param = loss._column_params(3)[0]
+        expected = getattr(ew, ("bce_per_column" if per_column else "bce") + suffix)
+        assert loss._kernel_for(col_param, np.dtype(dtype)) is expected
+        y, raw = np.zeros((4, 3), dtype), np.ones((4, 3), dtype)
+        g, h = loss.gradient_hessian(y, raw)
+        assert g.dtype == h.dtype == dtype
+        assert any(str(sig[1].dtype) == np.dtype(dtype).name for sig in expected.signatures)
+
+
 _ELEMENTWISE_LAYOUTS = [
     (lambda pw: nbloss.BinaryCrossEntropy(pos_weight=pw), True),
     (lambda pw: nbloss.BinaryFocalLoss(gamma=1.5, alpha=0.3), True),

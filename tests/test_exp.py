@@ -1,5 +1,6 @@
 """The kernels' own exponential, logarithms and power (``exp_nonpos``, ``log1p_unit``,
-``log1p_nonneg``, ``pow_unit``), proven on their whole domains.
+``log1p_nonneg``, ``pow_unit``, and the float32 ``exp_nonpos_f32`` and ``log1p_unit_f32``),
+proven on their whole domains.
 
 Every exponential in nbloss has a non-positive argument, so the domain of
 ``exp_nonpos`` is [-inf, 0]; the logarithms are the softplus tail ``log1p(t)``,
@@ -7,8 +8,9 @@ Every exponential in nbloss has a non-positive argument, so the domain of
 focal factor ``v ** gamma``, ``v`` in [0, 1].  Dense sweeps (millions of
 points, plus every power of two and the edges of the subnormal range) are
 compared with glibc (within 1 ulp; its ``pow`` is correctly rounded); random
-subsamples are compared with 40-digit mpmath.  The worst errors in ulps go
-to the report table.
+subsamples are compared with 40-digit mpmath.  The float32 functions are run
+on every float32 of their domains (about a billion each).  The worst errors in
+ulps go to the report table.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import mpmath as mp
 import numpy as np
 import pytest
 from llvmlite import binding as llvm
-from numba import config, njit
+from numba import config, njit, prange
 
-from nbloss._numerics import exp_nonpos, log1p_nonneg, log1p_unit, pow_unit
+from nbloss._numerics import exp_nonpos, exp_nonpos_f32, log1p_nonneg, log1p_unit, log1p_unit_f32, pow_unit
 
 
 def _elementwise(scalar_fn):
@@ -211,6 +213,97 @@ def test_pow_unit_special_values():
     with mp.workdps(40):
         exact = float(mp.power(mp.mpf(1e-300), mp.mpf(1.0 / 3.0)))
     assert abs(got[0] - exact) <= math.ulp(exact)
+
+
+
+# ------------------------------------------------ float32: every float32 of the domain
+def _float32_sweep(scalar_fn, reference_fn):
+    """A compiled sweep ``(lo_bits, hi_bits) -> (worst ulps, its x)`` of ``scalar_fn`` over every float32
+    whose bit pattern lies in [lo_bits, hi_bits], against ``reference_fn`` in float64 (glibc's, within
+    2^-29 float32 ulps of exact: a float64 ulp is 2^-29 of a float32 one), in ulps of the float32 at
+    the exact value (2^-149 for zero and subnormals)."""
+
+    @njit(parallel=True, error_model="numpy")
+    def sweep(lo_bits, hi_bits):
+        n_blocks = 1024
+        count = hi_bits - lo_bits + 1
+        worst = np.zeros(n_blocks)
+        where = np.zeros(n_blocks, dtype=np.float32)
+        for b in prange(n_blocks):
+            start = lo_bits + b * count // n_blocks
+            stop = lo_bits + (b + 1) * count // n_blocks
+            bits = np.arange(start, stop).astype(np.uint32)
+            xs = bits.view(np.float32)
+            for x in xs:
+                exact = reference_fn(np.float64(x))
+                ulp = max(math.ldexp(1.0, math.frexp(abs(exact))[1] - 24), 2.0**-149)
+                err = abs(np.float64(scalar_fn(x)) - exact) / ulp
+                if not err <= worst[b]:  # NaN counts as the worst
+                    worst[b] = err
+                    where[b] = x
+        b = np.argmax(worst)
+        return worst[b], where[b]
+
+    return sweep
+
+
+@njit(inline="always")
+def _glibc_exp(x):
+    return math.exp(x)
+
+
+@njit(inline="always")
+def _glibc_log1p(x):
+    return math.log1p(x)
+
+
+# measured worst errors: exp_nonpos_f32 1.01 ulp (at x = -5.8778844), log1p_unit_f32 0.90 ulp
+_FLOAT32_CASES = {
+    # from -0.0 to -104.0 by bits; below -104 every result is 0 (tested below)
+    "exp_nonpos_f32": (exp_nonpos_f32, _glibc_exp, 0x80000000, int(np.float32(-104.0).view(np.uint32)), 1.5),
+    # from 0.0 to 1.0
+    "log1p_unit_f32": (log1p_unit_f32, _glibc_log1p, 0, int(np.float32(1.0).view(np.uint32)), 1.5),
+}
+
+
+@pytest.mark.parametrize("name", list(_FLOAT32_CASES))
+def test_float32_functions_on_every_float32(name, worst_errors):
+    fn, reference, lo_bits, hi_bits, bound = _FLOAT32_CASES[name]
+    worst, where = _float32_sweep(fn, reference)(lo_bits, hi_bits)
+    worst_errors(f"{name}/ulps_vs_glibc/float32", worst)
+    assert worst <= bound, (worst, where)
+
+
+def test_float32_functions_special_values():
+    exp32 = _elementwise(exp_nonpos_f32)
+    x = np.array([0.0, -0.0, -np.inf, np.nan, -104.0, -104.5, -1e30, -1e-45, -103.5], np.float32)
+    got = _evaluated(exp32, x)
+    assert got.dtype == np.float32
+    assert got[0] == 1.0 and got[1] == 1.0 and got[2] == 0.0 and np.isnan(got[3])
+    assert got[4] == 0.0 and got[5] == 0.0 and got[6] == 0.0 and got[7] == 1.0
+    assert got[8] == np.float32(math.exp(-103.5))  # the smallest subnormal, 2^-149
+    log32 = _elementwise(log1p_unit_f32)
+    t = np.array([0.0, 1.0, 1e-45, 1e-30, 0.5, np.nan], np.float32)
+    got = _evaluated(log32, t)
+    assert got.dtype == np.float32
+    assert got[0] == 0.0 and got[1] == np.float32(math.log1p(1.0))
+    assert got[2] == t[2] and got[3] == t[3]  # log1p(t) = t below t^2/2 < ulp(t)/2
+    assert abs(got[4] - np.float32(math.log1p(0.5))) <= np.spacing(np.float32(0.4)) and np.isnan(got[5])
+
+_PACKED_SINGLE_YMM = re.compile(r"^\s*v\w+ps\s[^\n]*%ymm", re.MULTILINE)
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 instruction names")
+@pytest.mark.parametrize("fn", [exp_nonpos_f32, log1p_unit_f32], ids=lambda f: f.__name__)
+def test_float32_loops_vectorise_in_float32(fn):
+    """A loop over a float32 function is packed float32 arithmetic (eight lanes on AVX2), with no
+    float64 conversion: computing in float32 is their point."""
+    apply = _elementwise(fn)
+    apply(np.linspace(0.0, 1.0, 8).astype(np.float32) * (-1 if fn is exp_nonpos_f32 else 1), np.empty(8, np.float32))
+    asm = "\n".join(apply.inspect_asm().values())
+    assert not re.search(r"\bv?cvt(?:ss2sd|ps2pd|sd2ss|pd2ps)", asm)
+    if config.CPU_NAME is None and llvm.get_host_cpu_features().get("avx2", False):
+        assert _PACKED_SINGLE_YMM.search(asm)
 
 
 # x86-64 scalar conversions between float64 and int64 (AT&T names): AVX2 has no vector

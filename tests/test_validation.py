@@ -117,20 +117,22 @@ def test_elementwise_bad_values_found_anywhere_in_large_inputs(loss, method, sha
         getattr(loss, method)(y, raw)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("loss", [nbloss.BinaryCrossEntropy(), nbloss.HuberLoss()], ids=repr)
 @pytest.mark.parametrize("method", ["loss", "loss_gradient", "gradient", "gradient_hessian"])
 @pytest.mark.parametrize("weighted_columns", [False, True])
 @pytest.mark.parametrize("rows", [(30_010, 5), (7_000, 6_999, 29_000), (64, 63, 20_001), (12_345,)])
-def test_elementwise_first_bad_row_across_blocks_and_chunks(loss, method, weighted_columns, rows):
-    """Element-wise kernels count bad elements as they compute and rescan a chunk of 64 elements that has
+def test_elementwise_first_bad_row_across_blocks_and_chunks(loss, method, weighted_columns, rows, dtype):
+    """Element-wise kernels flag bad elements as they compute and rescan a chunk of 64 elements that has
     any; blocks hold at least 4,096 elements.  Bad values in several chunks and blocks, in any order:
     the error names the first bad target row (checked before raw values), else the first NaN row, in
-    the unweighted one-column loops and in the general loop (sample weights on 3 columns)."""
+    the unweighted one-column loops and in the general loop (sample weights on 3 columns), and in
+    float32 too (BinaryCrossEntropy's float32 kernels are kernels of their own)."""
     rng = np.random.default_rng(4)
     shape = (30_011, 3) if weighted_columns else (90_033,)
-    sw = rng.uniform(0.5, 2.0, shape[0]) if weighted_columns else None
-    raw = rng.normal(size=shape)
-    y = (rng.uniform(size=shape) < 0.5).astype(float)
+    sw = rng.uniform(0.5, 2.0, shape[0]).astype(dtype) if weighted_columns else None
+    raw = rng.normal(size=shape).astype(dtype)
+    y = (rng.uniform(size=shape) < 0.5).astype(dtype)
     n_rows = shape[0]
     rows = [r % n_rows for r in rows]
     raw2d, y2d = raw.reshape(n_rows, -1), y.reshape(n_rows, -1)

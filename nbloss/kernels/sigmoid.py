@@ -4,7 +4,9 @@ sigmoid (binary) focal loss, plus the stable sigmoid for ``predict_proba``.
 Each ``*_element(y, z, param, extra, want_loss)`` returns ``(loss, grad,
 hess)`` for one logit ``z`` and a target ``y`` in [0, 1] (checked by
 :mod:`nbloss.kernels.elementwise`, which runs them over rows); the loss is
-only computed when ``want_loss``.
+only computed when ``want_loss``.  They compute in float64, except
+:func:`bce_element_f32`, the float32 kernels' binary cross-entropy, which
+computes in float32 (see :mod:`nbloss._numerics`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .._numerics import pow_unit, sigmoid_pair, small_int_power, softplus_pair, weighted
+from .._numerics import (
+    ONE_F32,
+    pow_unit,
+    sigmoid_pair,
+    sigmoid_pair_f32,
+    small_int_power,
+    softplus_pair,
+    softplus_pair_f32,
+    weighted,
+    weighted_f32,
+)
 from . import parallel_kernel
 
 _inline = njit(forceinline=True, error_model="numpy", cache=True)
@@ -26,11 +38,22 @@ def bce_element(y, z, pos_weight, unused, want_loss):
     ``(pw y + 1 - y) sigmoid(z) sigmoid(-z)``.  Both sigmoids come from one
     ``exp(-|z|)``, so a 0/1 target's gradient never cancels.
     """
-    y = np.float64(y)
+    return _bce(np.float64(y), z, pos_weight, want_loss, 1.0, sigmoid_pair, softplus_pair, weighted)
+
+
+@_inline
+def bce_element_f32(y, z, pos_weight, unused, want_loss):
+    """:func:`bce_element` of float32 ``y`` and ``z`` in float32 arithmetic."""
+    return _bce(y, z, np.float32(pos_weight), want_loss, ONE_F32, sigmoid_pair_f32, softplus_pair_f32,
+                weighted_f32)
+
+
+@_inline
+def _bce(y, z, pos_weight, want_loss, one, sigmoid_pair, softplus_pair, weighted):
     pos = pos_weight * y
-    neg = 1.0 - y
+    neg = one - y
     sig, sig_neg, curv = sigmoid_pair(z)
-    loss = 0.0
+    loss = one - one  # 0 in the working precision: a float64 0.0 would widen a float32 loss
     if want_loss:
         sp_pos, sp_neg = softplus_pair(z)
         loss = weighted(pos, sp_neg) + weighted(neg, sp_pos)
