@@ -178,7 +178,9 @@ def _element_block(element, work, weigh, per_column, yb, zb, lo, n_cols, sample_
 
     ``per_column`` (a constant) says the columns' parameters differ: each element's is then laid
     out and loaded, else ``col_param[0]`` is a constant of the loop for the formula to fold.
-    ``scratch`` is this thread's (3 ``_CHUNK``,): kept losses, weights and parameters.  Returns
+    ``scratch`` is this thread's (3 ``_CHUNK``,), in the working precision: kept losses, weights and
+    parameters (a float32 kernel storing them in float64 scratch ran the loops that read them at four
+    lanes or none).  Returns
     ``(loss_sum, first_bad_target, first_bad_raw)`` as element offsets in the block (its length
     meaning none).
     """
@@ -223,7 +225,7 @@ def _element_block(element, work, weigh, per_column, yb, zb, lo, n_cols, sample_
                 any_bad |= _is_bad(y, z, target_lo, target_hi)
                 scratch[_KEPT + i] = weigh(work(scratch[_WEIGHTS + i]) if has_sw else work(1.0), loss)
             for i in range(c_count):
-                acc += scratch[_KEPT + i]
+                acc += np.float64(scratch[_KEPT + i])
             if store_loss:
                 for i in range(c_count):
                     lb[c_lo + i] = scratch[_KEPT + i]
@@ -234,7 +236,7 @@ def _element_block(element, work, weigh, per_column, yb, zb, lo, n_cols, sample_
 
 
 @_inline
-def elementwise_pass(element, work, weigh, per_column, kept, targets, raw, sample_weight, col_param, extra,
+def elementwise_pass(element, work, weigh, per_column, kept, scratch, targets, raw, sample_weight, col_param, extra,
                      target_lo, target_hi, grad_scale, loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
     """Loss, gradient and Hessian of ``s_i * l(y_ij, z_ij)`` in one pass over the flat ``n * L`` elements.
 
@@ -253,7 +255,7 @@ def elementwise_pass(element, work, weigh, per_column, kept, targets, raw, sampl
     ``work`` casts to the kernel's working precision and ``weigh`` is the :func:`weighted` of that
     precision; the scalar arguments are cast once, here, so that a float32 kernel's loops stay float32.
     ``kept`` is (``n_blocks(n, MIN_FLAT_BLOCK)``, ``_CHUNK``) scratch of that precision, (.., 0) without
-    ``want_loss``.
+    ``want_loss``, and ``scratch`` (threads, 3 ``_CHUNK``) too (see :func:`_element_block`).
     """
     work_lo, work_hi, work_scale = work(target_lo), work(target_hi), work(grad_scale)
     n_rows, n_cols = raw.shape
@@ -272,7 +274,6 @@ def elementwise_pass(element, work, weigh, per_column, kept, targets, raw, sampl
     flat_hess = hess_out.reshape(hess_out.size)
     nb = n_blocks(n, MIN_FLAT_BLOCK)
     partial = np.empty(nb)
-    scratch = np.empty((_iget_num_threads(), 3 * _CHUNK))
     first_bad = np.empty((nb, 2), dtype=np.int64)
     for b in prange(nb):
         lo, hi = block_bounds(b, n, nb)
@@ -313,9 +314,10 @@ def _kernel(targets, raw, sample_weight, col_param, extra, target_lo, target_hi,
     to whether its columns' parameters may differ and ``WORK``/``WEIGH``/``WORK_DTYPE`` to its working
     precision."""
     kept = np.empty((n_blocks(raw.size, MIN_FLAT_BLOCK), _CHUNK if want_loss else 0), WORK_DTYPE)  # noqa: F821
-    return elementwise_pass(ELEMENT, WORK, WEIGH, PER_COLUMN, kept, targets, raw, sample_weight,  # noqa: F821
-                            col_param, extra, target_lo, target_hi, grad_scale, loss_out, grad_out, hess_out,
-                            want_loss, want_grad, want_hess)
+    scratch = np.empty((_iget_num_threads(), 3 * _CHUNK), WORK_DTYPE)  # noqa: F821
+    return elementwise_pass(ELEMENT, WORK, WEIGH, PER_COLUMN, kept, scratch, targets, raw,  # noqa: F821
+                            sample_weight, col_param, extra, target_lo, target_hi, grad_scale, loss_out, grad_out,
+                            hess_out, want_loss, want_grad, want_hess)
 
 
 def _kernel_for(name, element, per_column=False, single=False):
