@@ -46,28 +46,31 @@ from numba.extending import intrinsic
 _inline = njit(inline="always", cache=True)
 
 
-@intrinsic
-def _float64_from_bits(typingctx, bits):
-    """Reinterpret an int64 as the float64 with the same bits (an LLVM bitcast)."""
-    if bits != types.int64:
-        return None
+def _bitcast(name: str, source, target, accepts=None):
+    """The intrinsic ``name(x)``: the ``target`` value with the bits of ``x``, a ``source`` (an LLVM
+    bitcast).  It types arguments that are ``source`` or satisfy ``accepts``; Numba casts them to
+    ``source`` first."""
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
+    def typer(typingctx, x):
+        if x != source and not (accepts is not None and accepts(x)):
+            return None
 
-    return types.float64(types.int64), codegen
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(target))
+
+        return target(source), codegen
+
+    typer.__name__ = typer.__qualname__ = name
+    typer.__doc__ = f"Reinterpret a {source} as the {target} with the same bits."
+    return intrinsic(typer)
 
 
-@intrinsic
-def _int64_from_bits(typingctx, x):
-    """Reinterpret a float64 as the int64 with the same bits (an LLVM bitcast)."""
-    if x != types.float64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-
-    return types.int64(types.float64), codegen
+_float64_from_bits = _bitcast("_float64_from_bits", types.int64, types.float64)
+_int64_from_bits = _bitcast("_int64_from_bits", types.float64, types.int64)
+# a wider integer is truncated first: Numba widens int32 arithmetic to int64
+_float32_from_bits = _bitcast("_float32_from_bits", types.int32, types.float32,
+                              accepts=lambda t: isinstance(t, types.Integer))
+_int32_from_bits = _bitcast("_int32_from_bits", types.float32, types.int32)
 
 
 @intrinsic
@@ -84,37 +87,12 @@ def fma(typingctx, a, b, c):
     result = types.float32 if single else types.float64
 
     def codegen(context, builder, signature, args):
-        ftype = ir.FloatType() if single else ir.DoubleType()
+        ftype = context.get_value_type(result)
         values = [context.cast(builder, v, t, result) for v, t in zip(args, signature.args)]
         fn = builder.module.declare_intrinsic("llvm.fma", [ftype], ir.FunctionType(ftype, [ftype] * 3))
         return builder.call(fn, values)
 
     return result(a, b, c), codegen
-
-
-@intrinsic
-def _float32_from_bits(typingctx, bits):
-    """Reinterpret an int32 as the float32 with the same bits (a wider integer is truncated first, as
-    Numba widens int32 arithmetic to int64)."""
-    if not isinstance(bits, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return types.float32(types.int32), codegen
-
-
-@intrinsic
-def _int32_from_bits(typingctx, x):
-    """Reinterpret a float32 as the int32 with the same bits."""
-    if x != types.float32:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-
-    return types.int32(types.float32), codegen
 
 
 _LOG2E = 1.4426950408889634
@@ -433,16 +411,19 @@ def softplus_pair(z):
     ``softplus(x) = max(x, 0) + log1p(exp(-|x|))``: no overflow, and the tail
     ``log1p`` keeps tiny losses (a confident, correct logit) to full precision.
     """
-    zf = np.float64(z)
-    tail = log1p_unit(exp_nonpos(-abs(zf)))
-    return max(zf, 0.0) + tail, max(-zf, 0.0) + tail
+    return _softplus_pair(np.float64(z), exp_nonpos, log1p_unit, 0.0)
 
 
 @_inline
 def softplus_pair_f32(z):
     """:func:`softplus_pair` of a float32 ``z`` in float32 arithmetic."""
-    tail = log1p_unit_f32(exp_nonpos_f32(-abs(z)))
-    return max(z, ZERO_F32) + tail, max(-z, ZERO_F32) + tail
+    return _softplus_pair(z, exp_nonpos_f32, log1p_unit_f32, ZERO_F32)
+
+
+@_inline
+def _softplus_pair(z, exp, log1p, zero):
+    tail = log1p(exp(-abs(z)))
+    return max(z, zero) + tail, max(-z, zero) + tail
 
 
 @_inline

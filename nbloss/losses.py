@@ -703,10 +703,10 @@ class BinaryCrossEntropy(_SigmoidLoss):
         return _shared_constant((n_cols,), 1.0 if self.pos_weight is None else float(self.pos_weight)), 0.0
 
     def _kernel_for(self, col_param, dtype):
-        # float32 is computed in float32 (see nbloss.kernels.elementwise)
-        name = "bce_per_column" if isinstance(self.pos_weight, np.ndarray) and (col_param != col_param[0]).any() \
-            else "bce"
-        return getattr(kernels.elementwise, name + "_f32" if dtype == np.float32 else name)
+        per_column = isinstance(self.pos_weight, np.ndarray) and (col_param != col_param[0]).any()
+        # float32 input runs the kernels that compute in float32 (see nbloss.kernels.elementwise)
+        suffix = ("_per_column" if per_column else "") + ("_f32" if dtype == np.float32 else "")
+        return getattr(kernels.elementwise, self._kernel_name + suffix)
 
     def init_raw_prediction(self, y_true, sample_weight=None):
         """Logit of the weighted positive rate, ``log(sum s pw y / sum s (1 - y))`` per output.

@@ -42,6 +42,8 @@ def _elementwise(scalar_fn):
 _apply = _elementwise(exp_nonpos)
 _apply_log1p = _elementwise(log1p_unit)
 _apply_log1p_nonneg = _elementwise(log1p_nonneg)
+_apply_f32 = _elementwise(exp_nonpos_f32)
+_apply_log1p_f32 = _elementwise(log1p_unit_f32)
 
 
 @njit(error_model="numpy")
@@ -275,16 +277,14 @@ def test_float32_functions_on_every_float32(name, worst_errors):
 
 
 def test_float32_functions_special_values():
-    exp32 = _elementwise(exp_nonpos_f32)
     x = np.array([0.0, -0.0, -np.inf, np.nan, -104.0, -104.5, -1e30, -1e-45, -103.5], np.float32)
-    got = _evaluated(exp32, x)
+    got = _evaluated(_apply_f32, x)
     assert got.dtype == np.float32
     assert got[0] == 1.0 and got[1] == 1.0 and got[2] == 0.0 and np.isnan(got[3])
     assert got[4] == 0.0 and got[5] == 0.0 and got[6] == 0.0 and got[7] == 1.0
     assert got[8] == np.float32(math.exp(-103.5))  # the smallest subnormal, 2^-149
-    log32 = _elementwise(log1p_unit_f32)
     t = np.array([0.0, 1.0, 1e-45, 1e-30, 0.5, np.nan], np.float32)
-    got = _evaluated(log32, t)
+    got = _evaluated(_apply_log1p_f32, t)
     assert got.dtype == np.float32
     assert got[0] == 0.0 and got[1] == np.float32(math.log1p(1.0))
     assert got[2] == t[2] and got[3] == t[3]  # log1p(t) = t below t^2/2 < ulp(t)/2
@@ -294,12 +294,12 @@ _PACKED_SINGLE_YMM = re.compile(r"^\s*v\w+ps\s[^\n]*%ymm", re.MULTILINE)
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 instruction names")
-@pytest.mark.parametrize("fn", [exp_nonpos_f32, log1p_unit_f32], ids=lambda f: f.__name__)
-def test_float32_loops_vectorise_in_float32(fn):
+@pytest.mark.parametrize("apply, sign", [(_apply_f32, -1), (_apply_log1p_f32, 1)],
+                         ids=["exp_nonpos_f32", "log1p_unit_f32"])
+def test_float32_loops_vectorise_in_float32(apply, sign):
     """A loop over a float32 function is packed float32 arithmetic (eight lanes on AVX2), with no
     float64 conversion: computing in float32 is their point."""
-    apply = _elementwise(fn)
-    apply(np.linspace(0.0, 1.0, 8).astype(np.float32) * (-1 if fn is exp_nonpos_f32 else 1), np.empty(8, np.float32))
+    apply(sign * np.linspace(0.0, 1.0, 8).astype(np.float32), np.empty(8, np.float32))
     asm = "\n".join(apply.inspect_asm().values())
     assert not re.search(r"\bv?cvt(?:ss2sd|ps2pd|sd2ss|pd2ps)", asm)
     if config.CPU_NAME is None and llvm.get_host_cpu_features().get("avx2", False):
