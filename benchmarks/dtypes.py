@@ -22,11 +22,16 @@ def _problems(n_softmax: int, n_elementwise: int):
     rng = np.random.default_rng(0)
     for k in (10, 100):
         n = n_softmax if k == 10 else n_softmax // 10
-        yield (f"CrossEntropy n={n:.0e} K={k}", nbloss.CrossEntropy(), rng.integers(0, k, n),
-               rng.normal(scale=3.0, size=(n, k)))
+        labels, raw = rng.integers(0, k, n), rng.normal(scale=3.0, size=(n, k))
+        yield f"CrossEntropy n={n:.0e} K={k}", nbloss.CrossEntropy(), labels, raw
+        if k == 10:
+            yield f"FocalLoss n={n:.0e} K={k}", nbloss.FocalLoss(), labels, raw
     for n in (n_elementwise // 10, n_elementwise):
         raw = rng.normal(scale=3.0, size=n)
-        yield f"BinaryCrossEntropy n={n:.0e}", nbloss.BinaryCrossEntropy(), (rng.uniform(size=n) < 0.3) * 1.0, raw
+        binary = (rng.uniform(size=n) < 0.3) * 1.0
+        yield f"BinaryCrossEntropy n={n:.0e}", nbloss.BinaryCrossEntropy(), binary, raw
+        yield f"BinaryFocalLoss n={n:.0e}", nbloss.BinaryFocalLoss(), binary, raw
+        yield f"BinaryFocalLoss g=1.5 n={n:.0e}", nbloss.BinaryFocalLoss(gamma=1.5), binary, raw
         yield f"HuberLoss n={n:.0e}", nbloss.HuberLoss(), raw + rng.normal(size=n), raw
 
 

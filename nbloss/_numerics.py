@@ -5,8 +5,9 @@ they compute in float64 whatever the array dtype, so a float32 output is the
 float64 result rounded once (tests/test_accuracy.py checks this bit for
 bit), and they are exact at ``±inf``.  The one exception is the ``*_f32``
 functions, which compute in float32 for the float32 kernels of binary
-cross-entropy (eight lanes of AVX2 instead of four, and shorter
-polynomials; within a few float32 ulps; see :mod:`nbloss.kernels.elementwise`):
+cross-entropy and binary focal loss (eight lanes of AVX2 instead of four, and
+shorter polynomials; within a few float32 ulps; see
+:mod:`nbloss.kernels.elementwise`):
 
 * Every value read from an array is taken to float64 with ``np.float64(x)``,
   never ``float(x)``: Numba's ``float`` keeps a float32 a float32, so
@@ -208,8 +209,20 @@ def exp_nonpos_f32(x):
     Same edges as :func:`exp_nonpos`: ``exp(-inf) = 0``, NaN stays NaN, ``exp(0) = 1``, subnormal
     results right.
     """
+    k, r = _exp_reduce_f32(x)
+    return _exp_finish_f32(x, k, r)
+
+
+@_inline
+def _exp_reduce_f32(x):
+    """:func:`_exp_reduce` of a float32 ``x`` in float32: ``(k, r)`` with ``x = k ln2 + r``."""
     k = np.floor(fma(max(x, _EXP_MIN_ARG_F32), _LOG2E_F32, HALF_F32))
-    r = fma(-k, _LN2_LO_F32, fma(-k, _LN2_HI_F32, x))
+    return k, fma(-k, _LN2_LO_F32, fma(-k, _LN2_HI_F32, x))
+
+
+@_inline
+def _exp_finish_f32(x, k, r):
+    """:func:`_exp_finish` in float32: ``2^k exp(r)``, or 0 where ``x`` underflows."""
     tail = fma(fma(fma(fma(fma(_E7_F32, r, _E6_F32), r, _E5_F32), r, _E4_F32), r, _E3_F32), r, _E2_F32)
     poly = fma(r * r, tail, r) + ONE_F32
     k_half = np.floor(k * HALF_F32)
@@ -272,11 +285,18 @@ def log1p_unit_f32(t):
     :func:`log1p_unit` and a five-term tail; worst error over every float32 in [0, 1] in tests/test_exp.py."""
     upper = t >= HALF_F32
     f = (t - ONE_F32) * HALF_F32 if upper else t
+    half_f2, s_term = _log1p_parts_f32(f)
+    return (_LN2_F32 if upper else ZERO_F32) + (f - (half_f2 - s_term))
+
+
+@_inline
+def _log1p_parts_f32(f):
+    """:func:`_log1p_parts` of a float32 ``f`` in [-0.3, 0.5], in float32 (``|s| <= 1/5``)."""
     s = f / (_TWO_F32 + f)
     z = s * s
     tail = z * fma(fma(fma(fma(_A5_F32, z, _A4_F32), z, _A3_F32), z, _A2_F32), z, _A1_F32)
     half_f2 = HALF_F32 * f * f
-    return (_LN2_F32 if upper else ZERO_F32) + (f - (half_f2 - s * (half_f2 + tail)))
+    return half_f2, s * (half_f2 + tail)
 
 
 _SQRT2 = 1.4142135623730951
@@ -295,6 +315,27 @@ def _log_split(u):
     m = _float64_from_bits((bits & _MANTISSA_BITS) | (1023 << 52))
     high = m > _SQRT2
     return _float_of_small_int(k + 1 if high else k), (m * 0.5 if high else m) - 1.0
+
+
+_SQRT2_F32 = np.float32(_SQRT2)
+_SMALLEST_NORMAL_F32 = np.float32(2.0**-126)
+_TWO_25_F32 = np.float32(2.0**25)
+_MANTISSA_BITS_F32 = (1 << 23) - 1
+# as _ROUND_MAGIC: ``i + 1.5 * 2^23`` holds a small integer ``i`` in its low mantissa bits
+_INT_MAGIC_F32 = np.float32(1.5 * 2.0**23)
+_INT_MAGIC_BITS_F32 = int(_INT_MAGIC_F32.view(np.int32))
+
+
+@_inline
+def _log_split_f32(u):
+    """:func:`_log_split` of a float32 ``u`` in float32: ``(k, f)``, ``u = 2^k (1 + f)``."""
+    subnormal = u < _SMALLEST_NORMAL_F32
+    bits = _int32_from_bits(u * _TWO_25_F32 if subnormal else u)
+    k = (bits >> 23) - (127 + 25 if subnormal else 127)
+    m = _float32_from_bits((bits & _MANTISSA_BITS_F32) | (127 << 23))
+    high = m > _SQRT2_F32
+    k_float = _float32_from_bits((k + 1 if high else k) + _INT_MAGIC_BITS_F32) - _INT_MAGIC_F32
+    return k_float, (m * HALF_F32 if high else m) - ONE_F32
 
 
 @_inline
@@ -330,20 +371,54 @@ def pow_unit(v, gamma):
     ``v ** 0 = 1`` (as ``pow``, also for NaN), NaN stays NaN otherwise.
     """
     v = np.float64(v)
-    k, f = _log_split(v)
-    half_f2, s_term = _log1p_parts(f)
+    hi, lo = _log_hi_lo(v, _log_split, _log1p_parts, _LN2_HI, _LN2_LO)
+    p = gamma * hi
+    p_lo = fma(gamma, hi, -p) + gamma * lo
+    return _exp_of_sum(p, p_lo, v, gamma == 0.0, _exp_reduce, _exp_finish, 0.0, 1.0)
+
+
+_TWO_100 = 2.0**100
+
+
+@_inline
+def pow_unit_f32(v, gamma):
+    """:func:`pow_unit` of a float32 ``v`` in float32 arithmetic; worst error in tests/test_exp.py.
+
+    ``gamma`` (float64) is carried as two float32s, ``gamma_hi + gamma_lo``: rounded to one, a
+    ``gamma`` such as 0.3 would be off by up to 2^-25 of itself, and that times ``log v`` (down to
+    -103) a relative error of the power of up to 2e-6."""
+    gamma = np.float64(gamma)
+    # beyond 2^100 every v < 1 gives 0 and 1 gives 1 alike; a gamma past float32's range would make 0 * inf
+    gamma_hi = np.float32(min(gamma, _TWO_100))
+    gamma_lo = np.float32(min(gamma, _TWO_100) - np.float64(gamma_hi))
+    hi, lo = _log_hi_lo(v, _log_split_f32, _log1p_parts_f32, _LN2_HI_F32, _LN2_LO_F32)
+    p = gamma_hi * hi
+    p_lo = fma(gamma_hi, hi, -p) + fma(gamma_lo, hi, gamma_hi * lo)
+    return _exp_of_sum(p, p_lo, v, gamma == 0.0, _exp_reduce_f32, _exp_finish_f32, ZERO_F32, ONE_F32)
+
+
+@_inline
+def _log_hi_lo(v, log_split, log1p_parts, ln2_hi, ln2_lo):
+    """``log v = hi + lo`` for ``v > 0``, an unevaluated sum in the precision of ``v`` (see
+    :func:`pow_unit`)."""
+    k, f = log_split(v)
+    half_f2, s_term = log1p_parts(f)
     deficit = half_f2 - s_term
     log1p_f = f - deficit
     log1p_f_err = (f - log1p_f) - deficit
-    k_ln2 = k * _LN2_HI
+    k_ln2 = k * ln2_hi
     hi = k_ln2 + log1p_f
-    lo = ((k_ln2 - hi) + log1p_f) + (log1p_f_err + k * _LN2_LO)
-    p = gamma * hi
-    p_lo = fma(gamma, hi, -p) + gamma * lo
-    e, r = _exp_reduce(p)
-    power = _exp_finish(p, e, r + p_lo)
-    power = power if v > 0.0 else (v if v != v else 0.0)
-    return 1.0 if gamma == 0.0 else power
+    return hi, ((k_ln2 - hi) + log1p_f) + (log1p_f_err + k * ln2_lo)
+
+
+@_inline
+def _exp_of_sum(p, p_lo, v, gamma_is_zero, exp_reduce, exp_finish, zero, one):
+    """``exp(p + p_lo)`` as ``v ** gamma`` (see :func:`pow_unit`): ``p_lo`` joins the reduced argument;
+    0 for ``v = 0``, NaN for NaN, 1 for ``gamma = 0``."""
+    e, r = exp_reduce(p)
+    power = exp_finish(p, e, r + p_lo)
+    power = power if v > zero else (v if v != v else zero)
+    return one if gamma_is_zero else power
 
 
 # Focal exponents whose kernels take ``v ** gamma`` by :func:`small_int_power`'s products (0, 1, 2, the
@@ -364,9 +439,20 @@ def small_int_power(v, gamma):
     behind a branch, 26 ms with this).  The caller must have checked
     ``gamma``: any other value gives a wrong power.
     """
-    a = v if gamma >= 1.0 else 1.0
-    b = v if gamma >= 2.0 else 1.0
-    c = v if gamma >= 3.0 else 1.0
+    return _small_int_power(np.float64(v), gamma, 1.0)
+
+
+@_inline
+def small_int_power_f32(v, gamma):
+    """:func:`small_int_power` of a float32 ``v``, in float32."""
+    return _small_int_power(v, gamma, ONE_F32)
+
+
+@_inline
+def _small_int_power(v, gamma, one):
+    a = v if gamma >= 1.0 else one
+    b = v if gamma >= 2.0 else one
+    c = v if gamma >= 3.0 else one
     return a * b * c
 
 

@@ -748,9 +748,11 @@ class BinaryFocalLoss(_SigmoidLoss):
     def _column_params(self, n_cols):
         return _shared_constant((n_cols,), float(self.gamma)), -1.0 if self.alpha is None else self.alpha
 
-    @property
-    def _kernel(self):
-        return _focal_kernel(self.gamma, kernels.elementwise.binary_focal_int, kernels.elementwise.binary_focal)
+    def _kernel_for(self, col_param, dtype):
+        # float32 input runs the kernels that compute in float32 (see nbloss.kernels.elementwise)
+        suffix = "_f32" if dtype == np.float32 else ""
+        return _focal_kernel(self.gamma, getattr(kernels.elementwise, "binary_focal_int" + suffix),
+                             getattr(kernels.elementwise, "binary_focal" + suffix))
 
 
 class HuberLoss(_ElementwiseLoss):

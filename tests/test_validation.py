@@ -118,7 +118,7 @@ def test_elementwise_bad_values_found_anywhere_in_large_inputs(loss, method, sha
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("loss", [nbloss.BinaryCrossEntropy(), nbloss.HuberLoss()], ids=repr)
+@pytest.mark.parametrize("loss", [nbloss.BinaryCrossEntropy(), nbloss.BinaryFocalLoss(), nbloss.HuberLoss()], ids=repr)
 @pytest.mark.parametrize("method", ["loss", "loss_gradient", "gradient", "gradient_hessian"])
 @pytest.mark.parametrize("weighted_columns", [False, True])
 @pytest.mark.parametrize("rows", [(30_010, 5), (7_000, 6_999, 29_000), (64, 63, 20_001), (12_345,)])
@@ -127,7 +127,7 @@ def test_elementwise_first_bad_row_across_blocks_and_chunks(loss, method, weight
     any; blocks hold at least 4,096 elements.  Bad values in several chunks and blocks, in any order:
     the error names the first bad target row (checked before raw values), else the first NaN row, in
     the unweighted one-column loops and in the general loop (sample weights on 3 columns), and in
-    float32 too (BinaryCrossEntropy's float32 kernels are kernels of their own)."""
+    float32 too (the float32 kernels of BinaryCrossEntropy and BinaryFocalLoss are kernels of their own)."""
     rng = np.random.default_rng(4)
     shape = (30_011, 3) if weighted_columns else (90_033,)
     sw = rng.uniform(0.5, 2.0, shape[0]).astype(dtype) if weighted_columns else None

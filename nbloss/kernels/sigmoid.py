@@ -4,9 +4,9 @@ sigmoid (binary) focal loss, plus the stable sigmoid for ``predict_proba``.
 Each ``*_element(y, z, param, extra, want_loss)`` returns ``(loss, grad,
 hess)`` for one logit ``z`` and a target ``y`` in [0, 1] (checked by
 :mod:`nbloss.kernels.elementwise`, which runs them over rows); the loss is
-only computed when ``want_loss``.  They compute in float64, except
-:func:`bce_element_f32`, the float32 kernels' binary cross-entropy, which
-computes in float32 (see :mod:`nbloss._numerics`).
+only computed when ``want_loss``.  They compute in float64, except the
+``*_f32`` ones, the float32 kernels' formulas, which compute in float32 (see
+:mod:`nbloss._numerics`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,14 @@ from numba import njit, prange
 
 from .._numerics import (
     ONE_F32,
+    as_float32,
+    as_float64,
     pow_unit,
+    pow_unit_f32,
     sigmoid_pair,
     sigmoid_pair_f32,
     small_int_power,
+    small_int_power_f32,
     softplus_pair,
     softplus_pair_f32,
     weighted,
@@ -65,18 +69,34 @@ def _bce(y, z, pos_weight, want_loss, one, sigmoid_pair, softplus_pair, weighted
 @_inline
 def binary_focal_element(y, z, gamma, alpha, want_loss):
     """Binary focal loss for ``gamma >= 0`` outside ``SMALL_INT_EXPONENTS`` (``v^gamma`` by :func:`pow_unit`)."""
-    return _binary_focal(y, z, gamma, alpha, pow_unit)
+    return _binary_focal(np.float64(y), z, gamma, alpha, pow_unit, 1.0, as_float64, sigmoid_pair, softplus_pair,
+                         weighted)
 
 
 @_inline
 def binary_focal_int_element(y, z, gamma, alpha, want_loss):
     """Binary focal loss for ``gamma`` in ``SMALL_INT_EXPONENTS`` only (``v^gamma`` by :func:`small_int_power`)."""
-    return _binary_focal(y, z, gamma, alpha, small_int_power)
+    return _binary_focal(np.float64(y), z, gamma, alpha, small_int_power, 1.0, as_float64, sigmoid_pair,
+                         softplus_pair, weighted)
 
 
 @_inline
-def _binary_focal(y, z, gamma, alpha, power):
-    """torchvision's ``sigmoid_focal_loss``: ``alpha_t v^gamma ce``.
+def binary_focal_element_f32(y, z, gamma, alpha, want_loss):
+    """:func:`binary_focal_element` of float32 ``y`` and ``z`` in float32 arithmetic."""
+    return _binary_focal(y, z, gamma, alpha, pow_unit_f32, ONE_F32, as_float32, sigmoid_pair_f32,
+                         softplus_pair_f32, weighted_f32)
+
+
+@_inline
+def binary_focal_int_element_f32(y, z, gamma, alpha, want_loss):
+    """:func:`binary_focal_int_element` of float32 ``y`` and ``z`` in float32 arithmetic."""
+    return _binary_focal(y, z, gamma, alpha, small_int_power_f32, ONE_F32, as_float32, sigmoid_pair_f32,
+                         softplus_pair_f32, weighted_f32)
+
+
+@_inline
+def _binary_focal(y, z, gamma, alpha, power, one, work, sigmoid_pair, softplus_pair, weighted):
+    """torchvision's ``sigmoid_focal_loss``: ``alpha_t v^gamma ce``, in the precision of ``one``.
 
     ``ce`` is the BCE above (no ``pos_weight``), ``v = 1 - p_t = y sigmoid(-z)
     + (1 - y) sigmoid(z)`` (a sum, no cancellation), ``alpha_t = alpha y +
@@ -91,23 +111,28 @@ def _binary_focal(y, z, gamma, alpha, power):
 
     Writing ``v^(gamma - k)`` as ``v^gamma R^k / s^k`` keeps every term finite
     as ``v -> 0`` for any ``gamma >= 0``.  The derivatives need ``ce``, so
-    the loss is always computed.  ``power(v, gamma)`` is ``v ** gamma``.
+    the loss is always computed.  ``power(v, gamma)`` is ``v ** gamma``; it takes the float64
+    ``gamma`` (see :func:`pow_unit_f32`), the formula's coefficients the ``gamma`` of the working
+    precision.
     """
-    y = np.float64(y)
-    neg = 1.0 - y
+    zero = one - one
+    two = one + one
+    g = work(gamma)
+    neg = one - y
     sp_pos, sp_neg = softplus_pair(z)
     sig, sig_neg, curv = sigmoid_pair(z)
     ce = weighted(y, sp_neg) + weighted(neg, sp_pos)
     v = y * sig_neg + neg * sig
-    alpha_t = 1.0 if alpha < 0.0 else alpha * y + (1.0 - alpha) * neg
+    a = work(alpha)
+    alpha_t = one if alpha < 0.0 else a * y + (one - a) * neg
     scale = alpha_t * power(v, gamma)
-    ratio = (1.0 - 2.0 * y) * curv / v if v > 0.0 else 0.0
+    ratio = (one - two * y) * curv / v if v > zero else zero
     diff = neg * sig - y * sig_neg
     loss = weighted(scale, ce)
-    grad = scale * (gamma * weighted(ratio, ce) + diff)
-    hess = scale * (gamma * (gamma - 1.0) * weighted(ratio * ratio, ce)
-                    + gamma * weighted(ratio * (sig_neg - sig), ce)
-                    + 2.0 * gamma * ratio * diff + curv)
+    grad = scale * (g * weighted(ratio, ce) + diff)
+    hess = scale * (g * (g - one) * weighted(ratio * ratio, ce)
+                    + g * weighted(ratio * (sig_neg - sig), ce)
+                    + two * g * ratio * diff + curv)
     return loss, grad, hess
 
 
