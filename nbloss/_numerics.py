@@ -179,7 +179,7 @@ def _exp_finish(x, k, r):
     return 0.0 if x < _EXP_MIN_ARG else scaled
 
 
-# float32 arithmetic (the float32 kernels of binary cross-entropy): eight lanes of AVX2 against
+# float32 arithmetic (the float32 kernels of the sigmoid losses): eight lanes of AVX2 against
 # float64's four, and a polynomial of degree 7 against 13.  ``x = k ln2 + r`` as above, ``ln2`` split
 # so that ``k * _LN2_HI_F32`` is exact (Cephes' ``expf``, whose coefficients these are; its
 # reduction and polynomial, scaled as in :func:`_exp_finish`).
@@ -530,13 +530,13 @@ def weighted_f32(coef, value):
 
 @_inline
 def as_float64(x):
-    """``x`` as float64: the working precision of every kernel but the float32 ones of binary cross-entropy."""
+    """``x`` as float64: the working precision of every kernel but the float32 ones of the sigmoid losses."""
     return np.float64(x)
 
 
 @_inline
 def as_float32(x):
-    """``x`` as float32: the working precision of the float32 kernels of binary cross-entropy."""
+    """``x`` as float32: the working precision of the float32 kernels of the sigmoid losses."""
     return np.float32(x)
 
 

@@ -2,8 +2,9 @@
 
 Bar: float64 loss, gradient and Hessian within 1e-12 relative (1.2e-7, one
 float32 ulp, for float32 on inputs representable in float32: the kernels
-compute in float64 and round once; 1e-6 for BinaryCrossEntropy's float32
-kernels, which compute in float32), with an absolute floor at the
+compute in float64 and round once; 1e-6 for the float32 kernels of
+BinaryCrossEntropy and BinaryFocalLoss, which compute in float32, times
+gamma / 2 for a focal gamma above 2), with an absolute floor at the
 dtype's smallest normal number (1e-300 region for float64) for values that
 underflow.  Where the exact value is a difference of comparable terms (soft
 targets and label smoothing: ``p - y``; focal Hessians, which change sign),
