@@ -734,6 +734,8 @@ class BinaryFocalLoss(_SigmoidLoss):
     ``y_true`` has the shape of ``raw_prediction``, (n,) or (n, L), values in [0, 1].
     """
 
+    _kernel_name = "binary_focal"  # and "binary_focal_int" (see _focal_kernel), "_f32" for float32
+
     def __init__(self, gamma: float = 2.0, alpha: float | None = 0.25):
         self.gamma = v.positive_scalar(gamma, "gamma", allow_zero=True)
         if alpha is not None:
@@ -751,8 +753,8 @@ class BinaryFocalLoss(_SigmoidLoss):
     def _kernel_for(self, col_param, dtype):
         # float32 input runs the kernels that compute in float32 (see nbloss.kernels.elementwise)
         suffix = "_f32" if dtype == np.float32 else ""
-        return _focal_kernel(self.gamma, getattr(kernels.elementwise, "binary_focal_int" + suffix),
-                             getattr(kernels.elementwise, "binary_focal" + suffix))
+        return _focal_kernel(self.gamma, getattr(kernels.elementwise, self._kernel_name + "_int" + suffix),
+                             getattr(kernels.elementwise, self._kernel_name + suffix))
 
 
 class HuberLoss(_ElementwiseLoss):
