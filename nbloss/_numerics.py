@@ -327,6 +327,12 @@ _INT_MAGIC_BITS_F32 = int(_INT_MAGIC_F32.view(np.int32))
 
 
 @_inline
+def _float_of_small_int_f32(i):
+    """:func:`_float_of_small_int` in float32: ``float32(i)`` for an integer ``|i| < 2^22``."""
+    return _float32_from_bits(i + _INT_MAGIC_BITS_F32) - _INT_MAGIC_F32
+
+
+@_inline
 def _log_split_f32(u):
     """:func:`_log_split` of a float32 ``u`` in float32: ``(k, f)``, ``u = 2^k (1 + f)``."""
     subnormal = u < _SMALLEST_NORMAL_F32
@@ -334,8 +340,7 @@ def _log_split_f32(u):
     k = (bits >> 23) - (127 + 25 if subnormal else 127)
     m = _float32_from_bits((bits & _MANTISSA_BITS_F32) | (127 << 23))
     high = m > _SQRT2_F32
-    k_float = _float32_from_bits((k + 1 if high else k) + _INT_MAGIC_BITS_F32) - _INT_MAGIC_F32
-    return k_float, (m * HALF_F32 if high else m) - ONE_F32
+    return _float_of_small_int_f32(k + 1 if high else k), (m * HALF_F32 if high else m) - ONE_F32
 
 
 @_inline
@@ -389,8 +394,9 @@ def pow_unit_f32(v, gamma):
     -103) a relative error of the power of up to 2e-6."""
     gamma = np.float64(gamma)
     # beyond 2^100 every v < 1 gives 0 and 1 gives 1 alike; a gamma past float32's range would make 0 * inf
-    gamma_hi = np.float32(min(gamma, _TWO_100))
-    gamma_lo = np.float32(min(gamma, _TWO_100) - np.float64(gamma_hi))
+    clamped = min(gamma, _TWO_100)
+    gamma_hi = np.float32(clamped)
+    gamma_lo = np.float32(clamped - np.float64(gamma_hi))
     hi, lo = _log_hi_lo(v, _log_split_f32, _log1p_parts_f32, _LN2_HI_F32, _LN2_LO_F32)
     p = gamma_hi * hi
     p_lo = fma(gamma_hi, hi, -p) + fma(gamma_lo, hi, gamma_hi * lo)

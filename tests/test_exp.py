@@ -55,22 +55,20 @@ _apply_f32 = _elementwise(exp_nonpos_f32)
 _apply_log1p_f32 = _elementwise(log1p_unit_f32)
 
 
-@njit(error_model="numpy")
-def _apply_pow(v, gamma, out):
-    for i in range(v.shape[0]):
-        out[i] = pow_unit(v[i], gamma)
+def _elementwise_power(power_fn):
+    """A compiled loop ``out[i] = power_fn(v[i], gamma)``, as :func:`_elementwise` for the powers."""
+
+    @njit(error_model="numpy")
+    def apply(v, gamma, out):
+        for i in range(v.shape[0]):
+            out[i] = power_fn(v[i], gamma)
+
+    return apply
 
 
-@njit(error_model="numpy")
-def _apply_pow_f32(v, gamma, out):
-    for i in range(v.shape[0]):
-        out[i] = pow_unit_f32(v[i], gamma)
-
-
-@njit(error_model="numpy")
-def _apply_small_int_power_f32(v, gamma, out):
-    for i in range(v.shape[0]):
-        out[i] = small_int_power_f32(v[i], gamma)
+_apply_pow = _elementwise_power(pow_unit)
+_apply_pow_f32 = _elementwise_power(pow_unit_f32)
+_apply_small_int_power_f32 = _elementwise_power(small_int_power_f32)
 
 
 def _sweep():
