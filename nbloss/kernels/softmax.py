@@ -129,16 +129,16 @@ def _softmax_terms(i, src, inv_s, s_rest, scale, offset_scale, offset, grad_out,
             grad_out[i, j] = scale * p - offset_scale * offset[j]
 
 
-def _float64_row_or_scratch(out_row, scratch_row):
-    """``out_row`` if it is float64, else ``scratch_row``: chosen by the dtype when the kernel is compiled
-    (a Numba overload; this Python body never runs)."""
+def _float64_row_or_scratch(row, scratch_row):
+    """``row`` (an input or output row) if it is float64, else ``scratch_row``: chosen by the dtype when the
+    kernel is compiled (a Numba overload; this Python body never runs)."""
 
 
 @overload(_float64_row_or_scratch, inline="always")
-def _float64_row_or_scratch_impl(out_row, scratch_row):
-    if out_row.dtype == types.float64:
-        return lambda out_row, scratch_row: out_row
-    return lambda out_row, scratch_row: scratch_row
+def _float64_row_or_scratch_impl(row, scratch_row):
+    if row.dtype == types.float64:
+        return lambda row, scratch_row: row
+    return lambda row, scratch_row: scratch_row
 
 
 def _is_float64(arr):
