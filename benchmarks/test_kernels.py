@@ -20,9 +20,11 @@ METHODS = ["gradient_hessian", "loss_gradient", "loss"]
 DTYPES = [np.float64, np.float32]
 
 
-def _softmax_data(dtype):
+def _softmax_data(dtype, soft=False):
+    """Labels (soft: rows of class probabilities, Dirichlet-distributed) and logits."""
     rng = np.random.default_rng(0)
-    return rng.integers(0, K, N_SOFTMAX), rng.normal(scale=3, size=(N_SOFTMAX, K)).astype(dtype)
+    labels, raw = rng.integers(0, K, N_SOFTMAX), rng.normal(scale=3, size=(N_SOFTMAX, K)).astype(dtype)
+    return (rng.dirichlet(np.ones(K), N_SOFTMAX).astype(dtype) if soft else labels), raw
 
 
 def _elementwise_data(dtype, binary):
@@ -49,7 +51,7 @@ def _floor(raw, method):
 
 
 SOFTMAX = {"cross_entropy": nbloss.CrossEntropy(), "cross_entropy_smoothing": nbloss.CrossEntropy(label_smoothing=0.1),
-           "focal": nbloss.FocalLoss()}
+           "cross_entropy_soft_targets": nbloss.CrossEntropy(), "focal": nbloss.FocalLoss()}
 ELEMENTWISE = {"bce": (nbloss.BinaryCrossEntropy(), True), "binary_focal": (nbloss.BinaryFocalLoss(), True),
                "huber": (nbloss.HuberLoss(), False), "pseudo_huber": (nbloss.PseudoHuberLoss(), False),
                "squared_error": (nbloss.SquaredError(), False)}
@@ -59,7 +61,7 @@ ELEMENTWISE = {"bce": (nbloss.BinaryCrossEntropy(), True), "binary_focal": (nblo
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("name", sorted(SOFTMAX))
 def test_softmax_kernels(benchmark, name, method, dtype):
-    y, raw = _softmax_data(dtype)
+    y, raw = _softmax_data(dtype, soft=name.endswith("soft_targets"))
     benchmark.group = f"softmax n={N_SOFTMAX} K={K} {method} {np.dtype(dtype).name}"
     fn = _call(SOFTMAX[name], method, y, raw)
     fn()  # compile outside the timing
