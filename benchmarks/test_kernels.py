@@ -21,7 +21,8 @@ DTYPES = [np.float64, np.float32]
 
 
 def _softmax_data(dtype, soft=False):
-    """Labels (soft: rows of class probabilities, Dirichlet-distributed) and logits."""
+    """Labels (soft: rows of class probabilities, Dirichlet-distributed) and logits; the labels are
+    drawn either way, so that soft and hard targets meet the same logits."""
     rng = np.random.default_rng(0)
     labels, raw = rng.integers(0, K, N_SOFTMAX), rng.normal(scale=3, size=(N_SOFTMAX, K)).astype(dtype)
     return (rng.dirichlet(np.ones(K), N_SOFTMAX).astype(dtype) if soft else labels), raw
