@@ -41,10 +41,10 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.extending import intrinsic
 
-_inline = njit(inline="always", cache=True)
+from .kernels import inlined
 
 
 def _bitcast(name: str, source, target, accepts=None):
@@ -115,20 +115,20 @@ _ROUND_MAGIC = 1.5 * 2.0**52
 _ROUND_MAGIC_BITS = int(np.float64(_ROUND_MAGIC).view(np.int64))
 
 
-@_inline
+@inlined
 def _pow2(k):
     """``2^k`` for an integral float64 ``k`` in [-1022, 1023], from exponent bits: the low 12 bits
     of ``k + 1023 + 1.5 * 2^52`` are ``k + 1023``, and the shift drops the rest."""
     return _float64_from_bits(_int64_from_bits(k + (_ROUND_MAGIC + 1023.0)) << 52)
 
 
-@_inline
+@inlined
 def _float_of_small_int(i):
     """``float(i)`` for an int64 ``|i| < 2^51``, by the same magic."""
     return _float64_from_bits(i + _ROUND_MAGIC_BITS) - _ROUND_MAGIC
 
 
-@_inline
+@inlined
 def exp_nonpos(x):
     """``exp(x)`` for ``x <= 0``, vectorisable; worst error 1.0 ulp (tests/test_exp.py).
 
@@ -144,7 +144,7 @@ def exp_nonpos(x):
     return _exp_finish(x, k, r)
 
 
-@_inline
+@inlined
 def _exp_reduce(x):
     """``(k, r)`` with ``x = k ln2 + r``, ``|r| <= ln2 / 2`` (Cody and Waite, ``k`` from the clamped ``x``).
 
@@ -154,7 +154,7 @@ def _exp_reduce(x):
     return k, fma(-k, _LN2_LO, fma(-k, _LN2_HI, x))
 
 
-@_inline
+@inlined
 def _exp_tail(r):
     """``(exp(r) - 1 - r) / r^2 = sum_{k=2..13} r^(k-2) / k!`` by Estrin's scheme: pairs of terms,
     then pairs of pairs in ``r^2`` and ``r^4``, so its dependent chain is four operations deep
@@ -169,7 +169,7 @@ def _exp_tail(r):
     return fma(r4, fma(r4, high, mid), low)
 
 
-@_inline
+@inlined
 def _exp_finish(x, k, r):
     """``2^k exp(r)``, or 0 where ``x`` underflows; ``2^k`` in two halves, so that a
     subnormal result is right where ``2^k`` alone is not a float64."""
@@ -194,14 +194,14 @@ ZERO_F32, HALF_F32, ONE_F32 = np.float32(0.0), np.float32(0.5), np.float32(1.0)
 _ROUND_MAGIC_F32 = np.float32(1.5 * 2.0**23 + 127.0)
 
 
-@_inline
+@inlined
 def _pow2_f32(k):
     """``2^k`` for an integral float32 ``k`` in [-126, 127]: the low 9 bits of ``k + 127 + 1.5 * 2^23``
     are ``k + 127``, shifted into the exponent field."""
     return _float32_from_bits(_int32_from_bits(k + _ROUND_MAGIC_F32) << 23)
 
 
-@_inline
+@inlined
 def exp_nonpos_f32(x):
     """``exp(x)`` for a float32 ``x <= 0`` in float32 arithmetic, vectorisable; worst error 1.01 ulp
     over every float32 in [-104, 0] (tests/test_exp.py checks them all).
@@ -213,14 +213,14 @@ def exp_nonpos_f32(x):
     return _exp_finish_f32(x, k, r)
 
 
-@_inline
+@inlined
 def _exp_reduce_f32(x):
     """:func:`_exp_reduce` of a float32 ``x`` in float32: ``(k, r)`` with ``x = k ln2 + r``."""
     k = np.floor(fma(max(x, _EXP_MIN_ARG_F32), _LOG2E_F32, HALF_F32))
     return k, fma(-k, _LN2_LO_F32, fma(-k, _LN2_HI_F32, x))
 
 
-@_inline
+@inlined
 def _exp_finish_f32(x, k, r):
     """:func:`_exp_finish` in float32: ``2^k exp(r)``, or 0 where ``x`` underflows."""
     tail = fma(fma(fma(fma(fma(_E7_F32, r, _E6_F32), r, _E5_F32), r, _E4_F32), r, _E3_F32), r, _E2_F32)
@@ -237,7 +237,7 @@ _A1, _A2, _A3, _A4, _A5, _A6 = 2 / 3, 2 / 5, 2 / 7, 2 / 9, 2 / 11, 2 / 13
 _A7, _A8, _A9, _A10, _A11 = 2 / 15, 2 / 17, 2 / 19, 2 / 21, 2 / 23
 
 
-@_inline
+@inlined
 def log1p_unit(t):
     """``log1p(t)`` for ``t`` in [0, 1] (the softplus tail), vectorisable; worst error in tests/test_exp.py.
 
@@ -253,7 +253,7 @@ def log1p_unit(t):
     return (_LN2 if upper else 0.0) + (f - (half_f2 - s_term))
 
 
-@_inline
+@inlined
 def _log1p_parts(f):
     """``(f^2 / 2, s (f^2 / 2 + R(s^2)))`` with ``log1p(f) = f - (f^2/2 - s (f^2/2 + R))`` (fdlibm's form),
     for ``f`` in [-0.3, 0.5]: ``s = f / (2 + f)``, ``R`` the tail of the ``2 atanh(s)`` series.
@@ -279,7 +279,7 @@ _LN2_F32 = np.float32(_LN2)
 _TWO_F32 = np.float32(2.0)
 
 
-@_inline
+@inlined
 def log1p_unit_f32(t):
     """``log1p(t)`` for a float32 ``t`` in [0, 1] in float32 arithmetic, vectorisable: the reduction of
     :func:`log1p_unit` and a five-term tail; worst error over every float32 in [0, 1] in tests/test_exp.py."""
@@ -289,7 +289,7 @@ def log1p_unit_f32(t):
     return (_LN2_F32 if upper else ZERO_F32) + (f - (half_f2 - s_term))
 
 
-@_inline
+@inlined
 def _log1p_parts_f32(f):
     """:func:`_log1p_parts` of a float32 ``f`` in [-0.3, 0.5], in float32 (``|s| <= 1/5``)."""
     s = f / (_TWO_F32 + f)
@@ -305,7 +305,7 @@ _TWO_54 = 18014398509481984.0
 _MANTISSA_BITS = (1 << 52) - 1
 
 
-@_inline
+@inlined
 def _log_split(u):
     """``(k, f)`` with ``u = 2^k (1 + f)`` and ``1 + f`` in [sqrt(1/2), sqrt(2)], for finite ``u > 0``
     (subnormals scaled up first); ``f = m - 1`` is exact (Sterbenz)."""
@@ -326,13 +326,13 @@ _INT_MAGIC_F32 = np.float32(1.5 * 2.0**23)
 _INT_MAGIC_BITS_F32 = int(_INT_MAGIC_F32.view(np.int32))
 
 
-@_inline
+@inlined
 def _float_of_small_int_f32(i):
     """:func:`_float_of_small_int` in float32: ``float32(i)`` for an integer ``|i| < 2^22``."""
     return _float32_from_bits(i + _INT_MAGIC_BITS_F32) - _INT_MAGIC_F32
 
 
-@_inline
+@inlined
 def _log_split_f32(u):
     """:func:`_log_split` of a float32 ``u`` in float32: ``(k, f)``, ``u = 2^k (1 + f)``."""
     subnormal = u < _SMALLEST_NORMAL_F32
@@ -343,7 +343,7 @@ def _log_split_f32(u):
     return _float_of_small_int_f32(k + 1 if high else k), (m * HALF_F32 if high else m) - ONE_F32
 
 
-@_inline
+@inlined
 def log1p_nonneg(x):
     """``log1p(x)`` for ``x >= 0`` (``log S = log1p(S')`` of a softmax row), vectorisable.
 
@@ -362,7 +362,7 @@ def log1p_nonneg(x):
     return result if x < math.inf else x
 
 
-@_inline
+@inlined
 def pow_unit(v, gamma):
     """``v ** gamma`` for ``v`` in [0, 1] and ``gamma >= 0`` (a focal factor), vectorisable.
 
@@ -385,7 +385,7 @@ def pow_unit(v, gamma):
 _TWO_100 = 2.0**100
 
 
-@_inline
+@inlined
 def pow_unit_f32(v, gamma):
     """:func:`pow_unit` of a float32 ``v`` in float32 arithmetic; worst error in tests/test_exp.py.
 
@@ -403,7 +403,7 @@ def pow_unit_f32(v, gamma):
     return _exp_of_sum(p, p_lo, v, gamma == 0.0, _exp_reduce_f32, _exp_finish_f32, ZERO_F32, ONE_F32)
 
 
-@_inline
+@inlined
 def _log_hi_lo(v, log_split, log1p_parts, ln2_hi, ln2_lo):
     """``log v = hi + lo`` for ``v > 0``, an unevaluated sum in the precision of ``v`` (see
     :func:`pow_unit`)."""
@@ -417,7 +417,7 @@ def _log_hi_lo(v, log_split, log1p_parts, ln2_hi, ln2_lo):
     return hi, ((k_ln2 - hi) + log1p_f) + (log1p_f_err + k * ln2_lo)
 
 
-@_inline
+@inlined
 def _exp_of_sum(p, p_lo, v, gamma_is_zero, exp_reduce, exp_finish, zero, one):
     """``exp(p + p_lo)`` as ``v ** gamma`` (see :func:`pow_unit`): ``p_lo`` joins the reduced argument;
     0 for ``v = 0``, NaN for NaN, 1 for ``gamma = 0``."""
@@ -435,7 +435,7 @@ def _exp_of_sum(p, p_lo, v, gamma_is_zero, exp_reduce, exp_finish, zero, one):
 SMALL_INT_EXPONENTS = (0.0, 1.0, 2.0, 3.0)
 
 
-@_inline
+@inlined
 def small_int_power(v, gamma):
     """``v ** gamma`` for ``gamma`` in :data:`SMALL_INT_EXPONENTS` only, by selects.
 
@@ -448,13 +448,13 @@ def small_int_power(v, gamma):
     return _small_int_power(np.float64(v), gamma, 1.0)
 
 
-@_inline
+@inlined
 def small_int_power_f32(v, gamma):
     """:func:`small_int_power` of a float32 ``v``, in float32."""
     return _small_int_power(v, gamma, ONE_F32)
 
 
-@_inline
+@inlined
 def _small_int_power(v, gamma, one):
     a = v if gamma >= 1.0 else one
     b = v if gamma >= 2.0 else one
@@ -462,7 +462,7 @@ def _small_int_power(v, gamma, one):
     return a * b * c
 
 
-@_inline
+@inlined
 def shifted(z, m):
     """``z - m`` for a row maximum ``m``, with ``shifted(m, m) == 0`` also at inf."""
     if z == m:
@@ -470,7 +470,7 @@ def shifted(z, m):
     return np.float64(z) - np.float64(m)
 
 
-@_inline
+@inlined
 def sigmoid_pair(z):
     """Return ``(sigmoid(z), sigmoid(-z), sigmoid(z) * sigmoid(-z))`` from one exp.
 
@@ -480,13 +480,13 @@ def sigmoid_pair(z):
     return _sigmoid_pair(np.float64(z), exp_nonpos, 1.0)
 
 
-@_inline
+@inlined
 def sigmoid_pair_f32(z):
     """:func:`sigmoid_pair` of a float32 ``z`` in float32 arithmetic."""
     return _sigmoid_pair(z, exp_nonpos_f32, ONE_F32)
 
 
-@_inline
+@inlined
 def _sigmoid_pair(z, exp, one):
     t = exp(-abs(z))
     r = one / (one + t)
@@ -496,7 +496,7 @@ def _sigmoid_pair(z, exp, one):
     return small, r, small * r
 
 
-@_inline
+@inlined
 def softplus_pair(z):
     """Return ``(softplus(z), softplus(-z))`` = ``(-log sigmoid(-z), -log sigmoid(z))``.
 
@@ -506,19 +506,19 @@ def softplus_pair(z):
     return _softplus_pair(np.float64(z), exp_nonpos, log1p_unit, 0.0)
 
 
-@_inline
+@inlined
 def softplus_pair_f32(z):
     """:func:`softplus_pair` of a float32 ``z`` in float32 arithmetic."""
     return _softplus_pair(z, exp_nonpos_f32, log1p_unit_f32, ZERO_F32)
 
 
-@_inline
+@inlined
 def _softplus_pair(z, exp, log1p, zero):
     tail = log1p(exp(-abs(z)))
     return max(z, zero) + tail, max(-z, zero) + tail
 
 
-@_inline
+@inlined
 def weighted(coef, value):
     """``coef * value`` with ``0 * inf == 0``: a zero-weight term never poisons a sum."""
     if coef == 0.0:
@@ -526,7 +526,7 @@ def weighted(coef, value):
     return coef * value
 
 
-@_inline
+@inlined
 def weighted_f32(coef, value):
     """:func:`weighted` of float32 values, in float32 (the float64 zero would widen the result)."""
     if coef == 0.0:
@@ -534,13 +534,13 @@ def weighted_f32(coef, value):
     return coef * value
 
 
-@_inline
+@inlined
 def as_float64(x):
     """``x`` as float64: the working precision of every kernel but the float32 ones of the sigmoid losses."""
     return np.float64(x)
 
 
-@_inline
+@inlined
 def as_float32(x):
     """``x`` as float32: the working precision of the float32 kernels of the sigmoid losses."""
     return np.float32(x)
@@ -566,20 +566,20 @@ MIN_BLOCK = 32
 MIN_FLAT_BLOCK = 4096
 
 
-@_inline
+@inlined
 def n_blocks(n, min_block=MIN_BLOCK):
     """How many blocks ``n`` items are split into: ``n // min_block``, at least 1 (for ``n > 0``), at most
     ``N_BLOCKS``; a function of ``n`` alone, never of the thread count."""
     return min(max(n // min_block, min(n, 1)), N_BLOCKS)
 
 
-@_inline
+@inlined
 def block_bounds(b, n, nb):
     """``(lo, hi)`` of block ``b`` of ``nb`` over ``n`` items."""
     return b * n // nb, (b + 1) * n // nb
 
 
-@_inline
+@inlined
 def ordered_sum(partial):
     total = 0.0
     for b in range(partial.shape[0]):
@@ -587,7 +587,7 @@ def ordered_sum(partial):
     return total
 
 
-@_inline
+@inlined
 def first_row(firsts, none):
     """The least of the blocks' first bad rows ``firsts`` (each ``none`` where its block had none): the
     first bad row overall, or ``none``."""

@@ -55,6 +55,18 @@ def __getattr__(name: str):
 # through the rows they return, and their divisors are never zero.
 _KERNEL_OPTIONS = {"cache": True, "error_model": "numpy"}
 parallel_kernel = njit(parallel=True, **_KERNEL_OPTIONS)
+# The functions kernels call are inlined one of two ways.  ``inlined``: compiled and cached once each, then
+# inlined by LLVM (``forceinline``): the row and element formulas, the numerics of :mod:`nbloss._numerics` and
+# the loops over one row.  Numba's own inlining copies a function's IR into each kernel, where Numba's parfor
+# passes (IR copies, copy propagation) take time in proportion to it: all kernels of both dtypes, compiled cold
+# by two processes side by side, took 250 and 270 s with every helper inlined by Numba, and 202 and 202 s with
+# these inlined by LLVM (alternating; benchmarks/NOTES.md).  ``inlined_by_numba``: the helpers holding a
+# ``prange`` (which must be in the parallel kernel's own IR) and the loops over a block of elements or rows.
+# Those loops vectorised only when inlined into the kernel's IR before LLVM saw them: compiled on their own,
+# the element-wise ones did not (Huber's ``gradient_hessian``, n = 1e6, one thread, 1.2 -> 3.0 ns an element,
+# BinaryCrossEntropy's 3.7 -> 17.8).
+inlined = njit(forceinline=True, **_KERNEL_OPTIONS)
+inlined_by_numba = njit(inline="always", cache=True)
 
 
 def renamed_copy(func, name: str, bindings: dict | None = None):

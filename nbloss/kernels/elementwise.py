@@ -21,7 +21,7 @@ first_bad_target_row, first_bad_raw_row)``.
 from __future__ import annotations
 
 import numpy as np
-from numba import get_thread_id, njit, prange
+from numba import get_thread_id, prange
 
 # see nbloss.kernels.softmax: Numba's get_num_threads is not cached, this intrinsic is
 from numba.np.ufunc.parallel import _iget_num_threads
@@ -37,7 +37,7 @@ from .._numerics import (
     weighted,
     weighted_f32,
 )
-from . import parallel_kernel, renamed_copy
+from . import inlined, inlined_by_numba, parallel_kernel, renamed_copy
 from .regression import huber_element, pseudo_huber_element, squared_error_element
 from .sigmoid import (
     bce_element,
@@ -47,8 +47,6 @@ from .sigmoid import (
     binary_focal_int_element,
     binary_focal_int_element_f32,
 )
-
-_inline = njit(inline="always", cache=True)
 
 # Elements are taken a chunk at a time: one loop applies the formula to the
 # chunk's elements and stores their weighted losses, which are then added in
@@ -69,7 +67,7 @@ _CHUNK = 64
 _KEPT, _WEIGHTS, _PARAMS = 0, _CHUNK, 2 * _CHUNK
 
 
-@_inline
+@inlined_by_numba
 def _lay_out_chunk(row, col, count, n_cols, sample_weight, col_param, fill_weights, fill_params, scratch):
     """The row weights (``fill_weights``) and column parameters (``fill_params``) of ``count`` elements
     from ``(row, col)`` on, into ``scratch``, a row's run of columns at a time.  Returns the
@@ -92,14 +90,14 @@ def _lay_out_chunk(row, col, count, n_cols, sample_weight, col_param, fill_weigh
     return row, col
 
 
-@_inline
+@inlined
 def _target_ok(y, target_lo, target_hi):
     """Whether the target lies in ``[target_lo, target_hi]`` (NaN does not): the one rule that both the
     count and the rescan apply, so that a chunk counted as bad always names its row."""
     return (y >= target_lo) & (y <= target_hi)
 
 
-@_inline
+@inlined
 def _is_bad(y, z, target_lo, target_hi):
     """Whether the target is out of range or the raw value is NaN.
 
@@ -110,7 +108,7 @@ def _is_bad(y, z, target_lo, target_hi):
     return not (_target_ok(y, target_lo, target_hi) & (z == z))
 
 
-@_inline
+@inlined_by_numba
 def _first_bad_in_chunk(yb, zb, c_lo, c_count, target_lo, target_hi, first_target, first_raw):
     """``(first_target, first_raw)`` lowered to the chunk's first bad target and NaN raw value, if
     earlier (element offsets in the block).
@@ -132,7 +130,7 @@ def _first_bad_in_chunk(yb, zb, c_lo, c_count, target_lo, target_hi, first_targe
     return first_target, first_raw
 
 
-@_inline
+@inlined_by_numba
 def _flat_block(element, work, weigh, yb, zb, sb, has_sw, param, extra, target_lo, target_hi, grad_scale,
                 lb, gb, hb, kept, store_loss, want_loss, want_grad, want_hess):
     """One block of flat elements (one column, or unit weights and one parameter for all columns).
@@ -177,7 +175,7 @@ def _flat_block(element, work, weigh, yb, zb, sb, has_sw, param, extra, target_l
     return acc, first_target, first_raw
 
 
-@_inline
+@inlined_by_numba
 def _element_block(element, work, weigh, per_column, yb, zb, lo, n_cols, sample_weight, col_param, extra, target_lo,
                    target_hi, grad_scale, lb, gb, hb, scratch, store_loss, want_loss, want_grad, want_hess):
     """One block of flat elements ``lo:lo + len(zb)`` in the general case, a chunk at a time (see
@@ -242,7 +240,7 @@ def _element_block(element, work, weigh, per_column, yb, zb, lo, n_cols, sample_
     return acc, first_target, first_raw
 
 
-@_inline
+@inlined_by_numba
 def elementwise_pass(element, work, weigh, per_column, kept, scratch, targets, raw, sample_weight, col_param, extra,
                      target_lo, target_hi, grad_scale, loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
     """Loss, gradient and Hessian of ``s_i * l(y_ij, z_ij)`` in one pass over the flat ``n * L`` elements.

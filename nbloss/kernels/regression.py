@@ -11,12 +11,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
-_inline = njit(forceinline=True, error_model="numpy", cache=True)
+from . import inlined
 
 
-@_inline
+@inlined
 def huber_element(y, z, delta, unused, want_loss):
     """``r^2 / 2`` for ``|r| <= delta``, else ``delta (|r| - delta / 2)``.
 
@@ -29,7 +28,7 @@ def huber_element(y, z, delta, unused, want_loss):
     return delta * (abs(r) - 0.5 * delta), math.copysign(delta, r), 0.0
 
 
-@_inline
+@inlined
 def pseudo_huber_element(y, z, delta, unused, want_loss):
     """``delta^2 (sqrt(1 + x^2) - 1)`` with ``x = r / delta``.
 
@@ -47,7 +46,7 @@ def pseudo_huber_element(y, z, delta, unused, want_loss):
     return delta * abs(r) * (abs(x) / (h + 1.0)), r * inv_h, inv_h * inv_h * inv_h
 
 
-@_inline
+@inlined
 def squared_error_element(y, z, unused, unused_extra, want_loss):
     """``r^2 / 2``; gradient ``r``, Hessian 1 (an infinite prediction has an infinite gradient)."""
     y = np.float64(y)

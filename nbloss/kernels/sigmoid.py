@@ -12,7 +12,7 @@ only computed when ``want_loss``.  They compute in float64, except the
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from .._numerics import (
     ONE_F32,
@@ -29,12 +29,10 @@ from .._numerics import (
     weighted,
     weighted_f32,
 )
-from . import parallel_kernel
-
-_inline = njit(forceinline=True, error_model="numpy", cache=True)
+from . import inlined, parallel_kernel
 
 
-@_inline
+@inlined
 def bce_element(y, z, pos_weight, unused, want_loss):
     """``pw y softplus(-z) + (1 - y) softplus(z)`` (PyTorch's ``pos_weight``).
 
@@ -45,14 +43,14 @@ def bce_element(y, z, pos_weight, unused, want_loss):
     return _bce(np.float64(y), z, pos_weight, want_loss, 1.0, sigmoid_pair, softplus_pair, weighted)
 
 
-@_inline
+@inlined
 def bce_element_f32(y, z, pos_weight, unused, want_loss):
     """:func:`bce_element` of float32 ``y`` and ``z`` in float32 arithmetic."""
     return _bce(y, z, np.float32(pos_weight), want_loss, ONE_F32, sigmoid_pair_f32, softplus_pair_f32,
                 weighted_f32)
 
 
-@_inline
+@inlined
 def _bce(y, z, pos_weight, want_loss, one, sigmoid_pair, softplus_pair, weighted):
     pos = pos_weight * y
     neg = one - y
@@ -66,35 +64,35 @@ def _bce(y, z, pos_weight, want_loss, one, sigmoid_pair, softplus_pair, weighted
     return loss, grad, hess
 
 
-@_inline
+@inlined
 def binary_focal_element(y, z, gamma, alpha, want_loss):
     """Binary focal loss for ``gamma >= 0`` outside ``SMALL_INT_EXPONENTS`` (``v^gamma`` by :func:`pow_unit`)."""
     return _binary_focal(np.float64(y), z, gamma, alpha, pow_unit, 1.0, as_float64, sigmoid_pair, softplus_pair,
                          weighted)
 
 
-@_inline
+@inlined
 def binary_focal_int_element(y, z, gamma, alpha, want_loss):
     """Binary focal loss for ``gamma`` in ``SMALL_INT_EXPONENTS`` only (``v^gamma`` by :func:`small_int_power`)."""
     return _binary_focal(np.float64(y), z, gamma, alpha, small_int_power, 1.0, as_float64, sigmoid_pair,
                          softplus_pair, weighted)
 
 
-@_inline
+@inlined
 def binary_focal_element_f32(y, z, gamma, alpha, want_loss):
     """:func:`binary_focal_element` of float32 ``y`` and ``z`` in float32 arithmetic."""
     return _binary_focal(y, z, gamma, alpha, pow_unit_f32, ONE_F32, as_float32, sigmoid_pair_f32,
                          softplus_pair_f32, weighted_f32)
 
 
-@_inline
+@inlined
 def binary_focal_int_element_f32(y, z, gamma, alpha, want_loss):
     """:func:`binary_focal_int_element` of float32 ``y`` and ``z`` in float32 arithmetic."""
     return _binary_focal(y, z, gamma, alpha, small_int_power_f32, ONE_F32, as_float32, sigmoid_pair_f32,
                          softplus_pair_f32, weighted_f32)
 
 
-@_inline
+@inlined
 def _binary_focal(y, z, gamma, alpha, power, one, work, sigmoid_pair, softplus_pair, weighted):
     """torchvision's ``sigmoid_focal_loss``: ``alpha_t v^gamma ce``, in the precision of ``one``.
 

@@ -25,7 +25,7 @@ no mispredicted branches and the loops over a row vectorise.
 from __future__ import annotations
 
 import numpy as np
-from numba import get_thread_id, njit, prange, types
+from numba import get_thread_id, prange, types
 from numba.extending import overload
 
 # Numba's own get_num_threads wraps this in an overload that Numba will not cache
@@ -45,16 +45,10 @@ from .._numerics import (
     small_int_power,
     weighted,
 )
-from . import parallel_kernel, renamed_copy
-
-_inline = njit(inline="always", cache=True)
-# Per-row loss formulas, passed to the shared loops: LLVM inlines them (Numba's
-# own inlining of them into a parfor costs seconds of compile per kernel), and the
-# numpy error model keeps the exception paths that block vectorisation out
-_row_formula = njit(forceinline=True, error_model="numpy", cache=True)
+from . import inlined, inlined_by_numba, parallel_kernel, renamed_copy
 
 
-@_inline
+@inlined
 def _row_max(z):
     """``max(z)`` by selects (no branch to mispredict); NaN only if ``z[0]`` is NaN
     (a later NaN is skipped here and shows in its exponential)."""
@@ -65,7 +59,7 @@ def _row_max(z):
     return m
 
 
-@_inline
+@inlined
 def _add_rest_term(e, small, ones):
     """Adds ``e`` to the running sums of ``S'``: the terms below 1 in order, and the count of
     maxima (``e = 1``), kept apart so that ``S'`` adds one less than the count, an exact integer.
@@ -76,7 +70,7 @@ def _add_rest_term(e, small, ones):
     return small + t, ones + (e - t)
 
 
-@_inline
+@inlined
 def _row_exp_store(z, m, buf):
     """``S'``, storing ``e_k`` in ``buf`` (float64, see :func:`_exp_row`, for the next pass).
 
@@ -88,7 +82,7 @@ def _row_exp_store(z, m, buf):
     return _rest_sum(buf)
 
 
-@_inline
+@inlined
 def _rest_sum(e):
     """``S'`` of a row's stored exponentials: the ``e_k < 1`` in order plus one less than
     the number of maxima (``e_k = 1``), an exact integer; NaN if any ``e_k`` is NaN."""
@@ -99,21 +93,21 @@ def _rest_sum(e):
     return small + (ones - 1.0)
 
 
-@_inline
+@inlined
 def _one_minus_p(e_j, p, s_rest, inv_s):
     """``1 - p_j`` without cancellation: at a row maximum (``e_j = 1``) it is ``S' / S``
     (the only entries whose probability can be near 1); elsewhere ``p_j < 1/2``."""
     return s_rest * inv_s if e_j == 1.0 else 1.0 - p
 
 
-@_inline
+@inlined
 def _rest_of(s_rest, e_y):
     """``S - e_y``, the other classes' terms, so that ``1 - p_y = rest / S`` never
     subtracts from 1 (``S'`` itself when ``y`` is a maximum, else ``1 + S' - e_y >= 1``)."""
     return s_rest if e_y == 1.0 else 1.0 + (s_rest - e_y)
 
 
-@_inline
+@inlined
 def _softmax_terms(i, src, inv_s, s_rest, scale, offset_scale, offset, grad_out, hess_out, want_grad, want_hess):
     """The terms every softmax kernel shares, for row ``i`` with ``p_j = src[j] / S`` (``src`` the
     row's stored ``e_j``): Hessian ``scale p_j (1 - p_j)`` and gradient ``scale p_j - offset_scale
@@ -152,7 +146,7 @@ def _is_float64_impl(arr):
     return lambda arr: result
 
 
-@_inline
+@inlined
 def _exp_row(i, grad_out, hess_out, scratch, want_grad, want_hess):
     """Where row ``i`` stores its ``e_k`` for the pass that forms its outputs: its gradient row, else its
     Hessian row, else ``scratch``, a float64 row.  A float32 output row would round ``e_k`` before the
@@ -166,7 +160,7 @@ def _exp_row(i, grad_out, hess_out, scratch, want_grad, want_hess):
     return scratch
 
 
-@_inline
+@inlined
 def _block_views(lo, hi, raw, targets, sample_weight, loss_out, grad_out, hess_out, want_grad, want_hess):
     """Rows ``lo:hi`` of every array a kernel touches; unused (zero-row) arrays pass through."""
     sb = sample_weight[lo:hi] if sample_weight.shape[0] > 0 else sample_weight
@@ -217,7 +211,7 @@ _CHUNK_ENTRIES = 4096
 _MAX, _REST, _LOG, _FACTOR = 0, 1, 2, 3
 
 
-@_inline
+@inlined
 def _chunk_scratch(n_classes):
     """Per thread, one chunk's exponentials, row statistics and counted flags."""
     threads = _iget_num_threads()
@@ -226,13 +220,13 @@ def _chunk_scratch(n_classes):
             np.empty((threads, rows), np.bool_))
 
 
-@_inline
+@inlined
 def _one_minus_p_y(s_rest, e_y):
     """``1 - p_y = rest_y / S`` (see :func:`_rest_of`), as every formula forms it."""
     return _rest_of(s_rest, e_y) * (1.0 / (1.0 + s_rest))
 
 
-@_inline
+@inlined_by_numba
 def _shift_exp_chunk(rows, lab, c_lo, c_hi, n_classes, has_ignore, ignore_index, exps, row_max, row_counted):
     """Rows ``c_lo:c_hi`` of a block: ``exps[(i - c_lo) K + k] = exp(z_k - m)``,
     ``row_max[i - c_lo] = m`` and ``row_counted[i - c_lo]``, False for a row at
@@ -267,7 +261,7 @@ def _shift_exp_chunk(rows, lab, c_lo, c_hi, n_classes, has_ignore, ignore_index,
     return first_label
 
 
-@_inline
+@inlined_by_numba
 def _chunk_row_sum(e, counted, i, lb, gb, hb, store_loss, want_grad, want_hess):
     """``S'`` of row ``i`` from its exponentials ``e``, NaN if the row holds a NaN.
 
@@ -391,14 +385,14 @@ def cross_entropy_soft(targets, raw, sample_weight, class_weight, smoothing, tar
     return ordered_sum(partial), bad_target, bad_raw
 
 
-@_row_formula
+@inlined
 def cross_entropy_stats(params, s_rest, u, want_loss):
     """A row's ``(log S, factor)`` for the row formula, from ``S'`` and ``u = 1 - p_y``: cross-entropy
     needs ``log S`` for its loss only, and has no factor."""
     return log1p_nonneg(s_rest) if want_loss else 0.0, 1.0
 
 
-@_row_formula
+@inlined
 def cross_entropy_row(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, grad_out, hess_out,
                       want_loss, want_grad, want_hess):
     """Cross-entropy with a class label, class weights and label smoothing, on row ``i``.
@@ -432,14 +426,14 @@ def cross_entropy_row(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scal
     return row_loss
 
 
-@_row_formula
+@inlined
 def focal_stats(params, s_rest, u, want_loss):
     """``(log S, u^gamma)``: focal needs both for its loss and its derivatives; the power by :func:`pow_unit`
     (for ``gamma`` outside ``SMALL_INT_EXPONENTS``)."""
     return log1p_nonneg(s_rest), pow_unit(u, params[1])
 
 
-@_row_formula
+@inlined
 def focal_int_stats(params, s_rest, u, want_loss):
     """:func:`focal_stats` for ``gamma`` in ``SMALL_INT_EXPONENTS`` only: the power by
     :func:`small_int_power`'s selects and products."""
@@ -449,7 +443,7 @@ def focal_int_stats(params, s_rest, u, want_loss):
 _TWO_64 = 2.0**64
 
 
-@_row_formula
+@inlined
 def focal_row(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, grad_out, hess_out,
               want_loss, want_grad, want_hess):
     """Softmax focal loss ``-alpha_y (1 - p_y)^gamma log p_y`` on row ``i``; ``params = (alpha, gamma)``,
@@ -510,7 +504,7 @@ def focal_row(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, grad_
     return row_loss
 
 
-@_inline
+@inlined_by_numba
 def _formula_call(row_formula, params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, gb, hb, want_loss,
                   want_grad, want_hess):
     """``row_formula`` on row ``i`` with its derivative flags passed as constants: LLVM folds them once it
@@ -528,7 +522,7 @@ def _formula_call(row_formula, params, i, z, m, e, y, s_rest, log_s, factor, s, 
     return row_formula(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scale, gb, hb, want_loss, False, False)
 
 
-@_inline
+@inlined_by_numba
 def _chunked_block(row_formula, row_stats, stats_across_rows, params, rows, lab, sb, has_sw, has_ignore,
                    ignore_index, grad_scale, lb, gb, hb, exps, stats, row_counted, store_loss,
                    want_loss, want_grad, want_hess):
