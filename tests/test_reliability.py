@@ -134,11 +134,18 @@ def test_second_process_loads_kernels_from_the_cache(tmp_path):
     assert warm["first_call_s"] < cold["first_call_s"]
 
 
-_SERIAL_PROBE = """
-import json
+# probe code: every Numba function the nbloss modules of this process define
+_NBLOSS_DISPATCHERS = """
 import sys
-import numpy as np
 from numba.core.dispatcher import Dispatcher
+def nbloss_dispatchers():
+    return [obj for mod in list(sys.modules.values()) if (getattr(mod, "__name__", "") or "").startswith("nbloss")
+            for obj in vars(mod).values() if isinstance(obj, Dispatcher)]
+"""
+
+_SERIAL_PROBE = _NBLOSS_DISPATCHERS + """
+import json
+import numpy as np
 import nbloss
 from nbloss.kernels import serial
 loss = nbloss.CrossEntropy(label_smoothing=0.1)
@@ -149,15 +156,14 @@ twin = serial(kernel)
 twin(*args)
 # the functions the kernels call, each cached under its own name (module.function)
 helpers = sorted({f"{d.py_func.__module__.rsplit('.', 1)[1]}.{d.py_func.__qualname__}"
-                  for mod in list(sys.modules.values()) if (getattr(mod, "__name__", "") or "").startswith("nbloss")
-                  for d in vars(mod).values() if isinstance(d, Dispatcher) and d.targetoptions.get("forceinline")})
+                  for d in nbloss_dispatchers() if d.targetoptions.get("forceinline")})
 print(json.dumps({"misses": sum(twin.stats.cache_misses.values()), "hits": sum(twin.stats.cache_hits.values()),
                   "parallel_hits": sum(kernel.stats.cache_hits.values()), "helpers": helpers}))
 """
 
 
-_WRITABILITY_PROBE = """
-import json, sys, tempfile
+_WRITABILITY_PROBE = _NBLOSS_DISPATCHERS + """
+import json, tempfile
 made = []
 real = tempfile.TemporaryFile
 def counting(*args, **kwargs):
@@ -166,9 +172,7 @@ def counting(*args, **kwargs):
 tempfile.TemporaryFile = counting
 import nbloss
 from nbloss.kernels import checks, elementwise, regression, sigmoid, softmax  # defined on first use
-from numba.core.dispatcher import Dispatcher
-cached = [obj for mod in list(sys.modules.values()) if (getattr(mod, "__name__", "") or "").startswith("nbloss")
-          for obj in vars(mod).values() if isinstance(obj, Dispatcher) and obj._cache.__class__.__name__ != "NullCache"]
+cached = [d for d in nbloss_dispatchers() if d._cache.__class__.__name__ != "NullCache"]
 print(json.dumps({"temp_files": made, "cached": len({id(d) for d in cached}),
                   "dirs": sorted({d._cache._cache_path for d in cached})}))
 """

@@ -41,8 +41,10 @@ _MODULES = frozenset({"checks", "elementwise", "regression", "sigmoid", "softmax
 
 
 def __getattr__(name: str):
-    # reached only until a kernel module is bound here, which its import does, and so does this (should
-    # ``sys.modules`` hold another copy of the package, as when two are compared in one process)
+    # reached only until a kernel module is bound here, which its import does, and so does this.  The module
+    # is found by name in ``sys.modules``: with two copies of the package in one process (two versions
+    # compared), a copy whose first call comes after the other copy's import gets the other copy's kernels,
+    # so each copy must call a kernel (or touch these attributes) before the next is imported.
     if name in _MODULES:
         module = globals()[name] = importlib.import_module(f"{__name__}.{name}")
         return module
