@@ -31,7 +31,8 @@ def _problems(n_softmax: int, n_elementwise: int):
         binary = (rng.uniform(size=n) < 0.3) * 1.0
         yield f"BinaryCrossEntropy n={n:.0e}", nbloss.BinaryCrossEntropy(), binary, raw
         yield f"BinaryFocalLoss n={n:.0e}", nbloss.BinaryFocalLoss(), binary, raw
-        yield f"BinaryFocalLoss g=1.5 n={n:.0e}", nbloss.BinaryFocalLoss(gamma=1.5), binary, raw
+        for gamma in (1.5, 1.7):  # the kernels for the half-integer exponents, and for any other
+            yield f"BinaryFocalLoss g={gamma} n={n:.0e}", nbloss.BinaryFocalLoss(gamma=gamma), binary, raw
         yield f"HuberLoss n={n:.0e}", nbloss.HuberLoss(), raw + rng.normal(size=n), raw
 
 

@@ -91,6 +91,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from focal_reference import binary_focal_grad_hess, softmax_focal_grad_hess  # noqa: E402
 
 GAMMA, ALPHA, DELTA = 2.0, 0.25, 1.0
+# the focal losses also run at these: 1.5 takes the kernels for 0.5, 1.5 and 2.5 (a square root), 1.7 those for
+# any other exponent (``pow_unit``); the default, 2, takes those for the integers 0 to 3 (products)
+OTHER_GAMMAS = (1.5, 1.7)
 # the contender of a focal case that is nbloss's cross-entropy of the same shape
 CE_PARTNER = "nbloss CE"
 
@@ -172,9 +175,11 @@ def cases(quick: bool):
                 yield "CrossEntropy", n, k, dtype
                 yield "FocalLoss", n, k, dtype
                 if k == 10:
-                    yield "FocalLoss g=1.5", n, k, dtype
+                    for gamma in OTHER_GAMMAS:
+                        yield f"FocalLoss g={gamma}", n, k, dtype
         for n in elementwise_n:
-            for name in ("BinaryCrossEntropy", "BinaryFocalLoss", "BinaryFocalLoss g=1.5", "HuberLoss"):
+            for name in ("BinaryCrossEntropy", "BinaryFocalLoss", *[f"BinaryFocalLoss g={g}" for g in OTHER_GAMMAS],
+                         "HuberLoss"):
                 yield name, n, 1, dtype
 
 
@@ -197,24 +202,21 @@ def case_data(name, n, k, dtype, seed):
 
 def contenders(name, k, n_threads):
     """``{contender: (make_call(y, raw, grad_out, hess_out) -> callable)}`` for one loss."""
-    # a non-integer exponent takes the focal kernels with pow_unit (gamma 0-3 take ones with products)
-    losses = {"CrossEntropy": nbloss.CrossEntropy(), "FocalLoss": nbloss.FocalLoss(gamma=GAMMA),
-              "FocalLoss g=1.5": nbloss.FocalLoss(gamma=1.5),
-              "BinaryCrossEntropy": nbloss.BinaryCrossEntropy(),
-              "BinaryFocalLoss": nbloss.BinaryFocalLoss(gamma=GAMMA, alpha=ALPHA),
-              "BinaryFocalLoss g=1.5": nbloss.BinaryFocalLoss(gamma=1.5, alpha=ALPHA),
-              "HuberLoss": nbloss.HuberLoss(delta=DELTA)}
-    ours = losses[name]
+    base, _, gamma_text = name.partition(" g=")
+    gamma = float(gamma_text) if gamma_text else GAMMA
+    losses = {"CrossEntropy": nbloss.CrossEntropy, "FocalLoss": lambda: nbloss.FocalLoss(gamma=gamma),
+              "BinaryCrossEntropy": nbloss.BinaryCrossEntropy,
+              "BinaryFocalLoss": lambda: nbloss.BinaryFocalLoss(gamma=gamma, alpha=ALPHA),
+              "HuberLoss": lambda: nbloss.HuberLoss(delta=DELTA)}
+    ours = losses[base]()
     out = {"nbloss": lambda y, z, g, h: (lambda: ours.gradient_hessian(y, z, gradient_out=g, hessian_out=h))}
     theirs = sklearn_loss(name, k)
     if theirs is not None:
         out["sklearn"] = lambda y, z, g, h: partial(theirs.gradient_hessian, y.astype(z.dtype), z, gradient_out=g,
                                                     hessian_out=h, n_threads=n_threads)
     numpy_impl = {"CrossEntropy": numpy_cross_entropy, "BinaryCrossEntropy": numpy_bce, "HuberLoss": numpy_huber,
-                  "FocalLoss": lambda y, z: softmax_focal_grad_hess(y, z, GAMMA),
-                  "FocalLoss g=1.5": lambda y, z: softmax_focal_grad_hess(y, z, 1.5),
-                  "BinaryFocalLoss": lambda y, z: binary_focal_grad_hess(y, z, ALPHA, GAMMA),
-                  "BinaryFocalLoss g=1.5": lambda y, z: binary_focal_grad_hess(y, z, ALPHA, 1.5)}[name]
+                  "FocalLoss": lambda y, z: softmax_focal_grad_hess(y, z, gamma),
+                  "BinaryFocalLoss": lambda y, z: binary_focal_grad_hess(y, z, ALPHA, gamma)}[base]
     out["numpy"] = lambda y, z, g, h: (lambda: numpy_impl(y, z))
     if "Focal" in name:
         plain = nbloss.BinaryCrossEntropy() if name.startswith("Binary") else nbloss.CrossEntropy()
@@ -417,10 +419,13 @@ t_first = None
 t0 = time.perf_counter()
 for dtype in (np.float64, np.float32):
     z = raw.astype(dtype)
-    calls = [(nbloss.CrossEntropy(), labels, z), (nbloss.FocalLoss(), labels, z),
-             (nbloss.CrossEntropy(), rng.dirichlet(np.ones(4), 50).astype(dtype), z)]
-    calls += [(loss(), np.zeros(50, dtype), z[:, 0]) for loss in (nbloss.BinaryCrossEntropy, nbloss.BinaryFocalLoss,
+    soft = rng.dirichlet(np.ones(4), 50).astype(dtype)
+    calls = [(nbloss.CrossEntropy(), labels, z), (nbloss.CrossEntropy(), soft, z)]
+    calls += [(loss(), np.zeros(50, dtype), z[:, 0]) for loss in (nbloss.BinaryCrossEntropy,
               nbloss.HuberLoss, nbloss.PseudoHuberLoss, nbloss.SquaredError)]
+    # each kind of focal exponent (integer, half, other) has kernels of its own
+    calls += [(nbloss.FocalLoss(gamma=g), labels, z) for g in (2.0, 1.5, 1.7)]
+    calls += [(nbloss.BinaryFocalLoss(gamma=g), np.zeros(50, dtype), z[:, 0]) for g in (2.0, 1.5, 1.7)]
     for loss, y, r in calls:
         loss.gradient_hessian(y, r)
         if t_first is None:

@@ -428,11 +428,14 @@ def _exp_of_sum(p, p_lo, v, gamma_is_zero, exp_reduce, exp_finish, zero, one):
 
 
 # Focal exponents whose kernels take ``v ** gamma`` by :func:`small_int_power`'s products (0, 1, 2, the
-# default, and 3); the kernels for any other exponent take :func:`pow_unit`.  Each kernel calls one of
-# the two unconditionally: a loop choosing between them at run time vectorises to both and a select,
-# and every element pays for both (softmax focal at K = 10, n = 1e5, one thread: 75.6 ns a row with
-# the choice, 72.7 with ``pow_unit`` alone; binary focal, n = 1e5: 18.0 ns an element against 16.7).
+# default, and 3), and the halves between them, by :func:`half_int_power`'s products and a square root;
+# the kernels for any other exponent take :func:`pow_unit`.  Each kernel calls one of the three
+# unconditionally: a loop choosing between them at run time vectorises to each and a select, and every
+# element pays for all (softmax focal at K = 10, n = 1e5, one thread: 75.6 ns a row with a choice of two,
+# 72.7 with ``pow_unit`` alone; binary focal, n = 1e5: 18.0 ns an element against 16.7; the halves by a
+# select in the integers' kernel made gamma 2 pay for the square root, 1.00x to 1.11x its time).
 SMALL_INT_EXPONENTS = (0.0, 1.0, 2.0, 3.0)
+HALF_INT_EXPONENTS = (0.5, 1.5, 2.5)
 
 
 @inlined
@@ -460,6 +463,36 @@ def _small_int_power(v, gamma, one):
     b = v if gamma >= 2.0 else one
     c = v if gamma >= 3.0 else one
     return a * b * c
+
+
+@inlined
+def half_int_power(v, gamma):
+    """``v ** gamma`` for ``gamma`` in :data:`HALF_INT_EXPONENTS` only: ``v^k sqrt(v)``, ``k = gamma - 1/2``.
+
+    The square root is correctly rounded and an instruction (no call), so a loop over it vectorises
+    (binary focal ``gradient_hessian`` at gamma 1.5 took 1.6 to 1.8 times as long by :func:`pow_unit`);
+    the worst error is in tests/test_exp.py.  ``0 ** gamma = 0``, ``1 ** gamma = 1``, NaN stays NaN.  The
+    caller must have checked ``gamma``: any other value gives a wrong power.
+    """
+    return _half_int_power(np.float64(v), gamma, 1.0)
+
+
+@inlined
+def half_int_power_f32(v, gamma):
+    """:func:`half_int_power` of a float32 ``v``, in float32."""
+    return _half_int_power(v, gamma, ONE_F32)
+
+
+@inlined
+def _half_int_power(v, gamma, one):
+    a = v if gamma >= 1.0 else one
+    b = v if gamma >= 2.0 else one
+    # ``a b`` carried as ``p + p_lo`` (the product's error by fma), so that of the result's roundings only
+    # the square root's and the last product's remain: at gamma 2.5, 2.0 ulps at worst without this
+    p = a * b
+    p_lo = fma(a, b, -p)
+    root = math.sqrt(v)
+    return fma(p, root, p_lo * root)
 
 
 @inlined

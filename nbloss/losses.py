@@ -248,18 +248,20 @@ class _Loss:
 
 
 @functools.cache
-def _small_int_exponents() -> tuple:
-    """:data:`nbloss._numerics.SMALL_INT_EXPONENTS`, imported with the kernels on first use (an import
+def _exponent_kinds() -> dict:
+    """``{gamma: kernel name infix}`` for the exponents with kernels of their own (see
+    :data:`nbloss._numerics.SMALL_INT_EXPONENTS`), imported with the kernels on first use (an import
     statement in :func:`_focal_kernel` took about a microsecond a call)."""
-    from ._numerics import SMALL_INT_EXPONENTS
+    from ._numerics import HALF_INT_EXPONENTS, SMALL_INT_EXPONENTS
 
-    return SMALL_INT_EXPONENTS
+    return {**dict.fromkeys(SMALL_INT_EXPONENTS, "_int"), **dict.fromkeys(HALF_INT_EXPONENTS, "_half")}
 
 
-def _focal_kernel(gamma: float, int_kernel, general_kernel):
-    """The focal kernel for ``gamma``: the usual exponents (``SMALL_INT_EXPONENTS``) take the one whose
-    power is products chosen by selects (exact for 0, 1 and 2), any other the one with ``pow_unit``."""
-    return int_kernel if gamma in _small_int_exponents() else general_kernel
+def _focal_kernel(gamma: float, module, prefix: str, suffix: str = ""):
+    """The focal kernel of ``module`` for ``gamma``: ``prefix + "_int" + suffix`` for the integers 0 to 3 (the
+    power by products chosen by selects, exact for 0, 1 and 2), ``prefix + "_half" + suffix`` for 0.5, 1.5
+    and 2.5 (products and a square root), ``prefix + suffix`` (``pow_unit``) for any other."""
+    return getattr(module, prefix + _exponent_kinds().get(gamma, "") + suffix)
 
 
 def _minimise_constant(objective, start: np.ndarray) -> np.ndarray:
@@ -486,7 +488,9 @@ class FocalLoss(_SoftmaxLoss):
     Parameters
     ----------
     gamma : float >= 0, default 2.0
-        Focusing parameter; 0 gives (alpha-weighted) cross-entropy.
+        Focusing parameter; 0 gives (alpha-weighted) cross-entropy.  The
+        multiples of 0.5 up to 3 take faster kernels (the power by products
+        and a square root) than other values (``exp(gamma log v)``).
     alpha : array-like of shape (K,) or None
         Per-class weights; they also weight the mean's denominator, like
         ``class_weight`` in :class:`CrossEntropy`.
@@ -517,7 +521,7 @@ class FocalLoss(_SoftmaxLoss):
         return _shared_constant((k,), 1.0) if self.alpha is None else v.per_class_vector(self.alpha, "alpha", k)
 
     def _kernel_call(self, prob, grad_scale, loss_out, grad_out, hess_out, want_loss):
-        kernel = _focal_kernel(self.gamma, kernels.softmax.focal_int_labels, kernels.softmax.focal_labels)
+        kernel = _focal_kernel(self.gamma, kernels.softmax, "focal", "_labels")
         return kernel, (prob.target, prob.raw, prob.sample_weight, (prob.class_weight, float(self.gamma)),
                         *self._ignore(), grad_scale, loss_out, grad_out, hess_out, want_loss,
                         grad_out.shape[0] > 0, hess_out.shape[0] > 0)
@@ -726,6 +730,8 @@ class BinaryFocalLoss(_SigmoidLoss):
     Parameters
     ----------
     gamma : float >= 0, default 2.0
+        Focusing parameter; 0 gives (alpha-weighted) binary cross-entropy.  As
+        in :class:`FocalLoss`, the multiples of 0.5 up to 3 are the fastest.
     alpha : float in [0, 1] or None, default 0.25
         Weight of positives (``1 - alpha`` for negatives); ``None`` disables.
 
@@ -734,7 +740,7 @@ class BinaryFocalLoss(_SigmoidLoss):
     ``y_true`` has the shape of ``raw_prediction``, (n,) or (n, L), values in [0, 1].
     """
 
-    _kernel_name = "binary_focal"  # and "binary_focal_int" (see _focal_kernel), "_f32" for float32
+    _kernel_name = "binary_focal"  # and "_int" or "_half" after it (see _focal_kernel), "_f32" for float32
 
     def __init__(self, gamma: float = 2.0, alpha: float | None = 0.25):
         self.gamma = v.positive_scalar(gamma, "gamma", allow_zero=True)
@@ -753,8 +759,7 @@ class BinaryFocalLoss(_SigmoidLoss):
     def _kernel_for(self, col_param, dtype):
         # float32 input runs the kernels that compute in float32 (see nbloss.kernels.elementwise)
         suffix = "_f32" if dtype == np.float32 else ""
-        return _focal_kernel(self.gamma, getattr(kernels.elementwise, self._kernel_name + "_int" + suffix),
-                             getattr(kernels.elementwise, self._kernel_name + suffix))
+        return _focal_kernel(self.gamma, kernels.elementwise, self._kernel_name, suffix)
 
 
 class HuberLoss(_ElementwiseLoss):

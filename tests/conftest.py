@@ -28,9 +28,11 @@ z = rng.normal(size=(40, 4)).astype(dtype)
 soft = rng.dirichlet(np.ones(4), 40).astype(dtype)
 binary = (rng.random((40, 4)) < 0.5).astype(dtype)
 per_column = nbloss.BinaryCrossEntropy(pos_weight=[1.0, 2.0, 3.0, 4.0])
-calls = [(nbloss.CrossEntropy(), labels), (nbloss.FocalLoss(gamma=2.0), labels), (nbloss.FocalLoss(gamma=1.5), labels),
-         (nbloss.CrossEntropy(), soft), (nbloss.BinaryCrossEntropy(), binary), (per_column, binary),
-         (nbloss.BinaryFocalLoss(gamma=2.0), binary), (nbloss.BinaryFocalLoss(gamma=1.5), binary),
+# the focal losses at an integer, a half and a general gamma: each kind has kernels of its own
+calls = [(nbloss.CrossEntropy(), labels), (nbloss.CrossEntropy(), soft), (nbloss.BinaryCrossEntropy(), binary),
+         (per_column, binary),
+         *[(nbloss.FocalLoss(gamma=gamma), labels) for gamma in (2.0, 1.5, 1.7)],
+         *[(nbloss.BinaryFocalLoss(gamma=gamma), binary) for gamma in (2.0, 1.5, 1.7)],
          (nbloss.HuberLoss(), z), (nbloss.PseudoHuberLoss(), z), (nbloss.SquaredError(), z)]
 for loss, y in calls:
     loss.gradient_hessian(y, z)

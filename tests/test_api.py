@@ -11,13 +11,13 @@ from scipy.special import expit, log_softmax, softmax
 
 import nbloss
 from nbloss import _validation
-from nbloss._numerics import SMALL_INT_EXPONENTS
+from nbloss._numerics import HALF_INT_EXPONENTS, SMALL_INT_EXPONENTS
 from nbloss.kernels import elementwise as ew
 from nbloss.kernels import softmax as sm
 
 ALL_LOSSES = [
     nbloss.CrossEntropy(), nbloss.CrossEntropy(class_weight=[1.0, 2.0, 0.5], label_smoothing=0.1, ignore_index=1),
-    nbloss.FocalLoss(gamma=1.5, alpha=[0.2, 0.3, 0.5]), nbloss.BinaryCrossEntropy(pos_weight=2.0),
+    nbloss.FocalLoss(gamma=1.7, alpha=[0.2, 0.3, 0.5]), nbloss.BinaryCrossEntropy(pos_weight=2.0),
     nbloss.BinaryFocalLoss(gamma=2.0, alpha=None), nbloss.HuberLoss(delta=0.7), nbloss.PseudoHuberLoss(2.0),
     nbloss.SquaredError(),
 ]
@@ -329,7 +329,7 @@ def test_bce_float32_runs_the_float32_kernels(pos_weight):
 
 _ELEMENTWISE_LAYOUTS = [
     (lambda pw: nbloss.BinaryCrossEntropy(pos_weight=pw), True),
-    (lambda pw: nbloss.BinaryFocalLoss(gamma=1.5, alpha=0.3), True),
+    (lambda pw: nbloss.BinaryFocalLoss(gamma=1.7, alpha=0.3), True),
     (lambda pw: nbloss.BinaryFocalLoss(gamma=2.0), True),
     (lambda pw: nbloss.HuberLoss(delta=0.7), False),
     (lambda pw: nbloss.PseudoHuberLoss(), False),
@@ -447,7 +447,7 @@ def test_softmax_long_rows_take_shorter_chunks(k):
     np.testing.assert_allclose(per_row, log_s - shifted[np.arange(n), y], rtol=1e-12)
     np.testing.assert_allclose(g, p - onehot, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(h, p * (1 - p), rtol=1e-12, atol=1e-15)
-    for loss in (nbloss.CrossEntropy(label_smoothing=0.2), nbloss.FocalLoss(gamma=2.0), nbloss.FocalLoss(gamma=1.5)):
+    for loss in (nbloss.CrossEntropy(label_smoothing=0.2), *[nbloss.FocalLoss(gamma=g) for g in (2.0, 1.5, 1.7)]):
         _assert_calls_agree(loss, y, raw, rng.uniform(0.5, 2.0, n))
 
 
@@ -482,22 +482,27 @@ _EVERY_LOOP = [(False, False, True, True), (False, True, True, False), (False, T
 
 
 def _assert_powers_agree(a, b, dtype, float32_arithmetic=False):
-    """Outputs of the product (``small_int_power``) and ``pow_unit`` focal kernels at an integer gamma: the
-    focal factor is the same to within its rounding (``pow_unit`` is within 1.14 ulps, the products within
-    one), so the outputs agree to a few float64 ulps (measured: at most 4.4e-16 relative, 2 ulps), or in the
-    last bit of a float32 output; kernels that compute in float32 (``pow_unit_f32`` within 1.3 float32 ulps
-    at these exponents) to a few float32 ulps (measured: 1.4e-7 relative).  Infinities and NaN must match,
-    and zeros too, but for a factor that underflows."""
+    """Outputs of the product (``small_int_power``, ``half_int_power``) and ``pow_unit`` focal kernels at
+    their exponents: the focal factor is the same to within its rounding (``pow_unit`` is within 1.14 ulps,
+    the products within 1.25), so the outputs agree to a few float64 ulps (measured at the integers: at most
+    4.4e-16 relative, 2 ulps), or in the last bit of a float32 output; kernels that compute in float32
+    (``pow_unit_f32`` within 1.3 float32 ulps at these exponents) to a few float32 ulps (measured at the
+    integers: 1.4e-7 relative).  Infinities and NaN must match, and zeros too, but for a factor that
+    underflows."""
     eps32 = float(np.finfo(np.float32).eps)
     rtol = 2e-15 if dtype == np.float64 else 4 * eps32 if float32_arithmetic else eps32
     np.testing.assert_allclose(a, b, rtol=rtol, atol=float(np.finfo(dtype).tiny))
 
 
-@pytest.mark.parametrize("gamma", SMALL_INT_EXPONENTS)
+_OWN_KERNEL_EXPONENTS = [(g, "_int") for g in SMALL_INT_EXPONENTS] + [(g, "_half") for g in HALF_INT_EXPONENTS]
+
+
+@pytest.mark.parametrize(("gamma", "kind"), _OWN_KERNEL_EXPONENTS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_softmax_focal_integer_gamma_kernel_matches_the_general_kernel(gamma, dtype):
+def test_softmax_focal_small_gamma_kernels_match_the_general_kernel(gamma, kind, dtype):
     """``FocalLoss`` with gamma 0, 1, 2 or 3 runs ``focal_int_labels`` (``(1 - p_y)^gamma`` by selects and
-    products), any other gamma ``focal_labels`` (``pow_unit``).  At the small integers the two must agree
+    products), with 0.5, 1.5 or 2.5 ``focal_half_labels`` (products and a square root), any other gamma
+    ``focal_labels`` (``pow_unit``).  At their exponents these must agree with the general kernel
     in every loop they compile (constant and run-time flags, each output set), on infinite, saturating
     and tied rows, ignored rows, with class weights and sample weights."""
     rng = np.random.default_rng(13)
@@ -510,6 +515,7 @@ def test_softmax_focal_integer_gamma_kernel_matches_the_general_kernel(gamma, dt
     raw = raw.astype(dtype)
     y = rng.integers(0, k, n)
     y[::41] = -1
+    own_kernel = getattr(sm, "focal" + kind + "_labels")
 
     def run(kernel, loss, prob, store, want_loss, want_grad, want_hess):
         outs = [np.full(prob.raw.shape[:1], np.nan, dtype) if store else loss._empty(prob, loss_shaped=True)]
@@ -523,28 +529,29 @@ def test_softmax_focal_integer_gamma_kernel_matches_the_general_kernel(gamma, dt
             prob = loss._prepare(y, raw, sw)
             for call in _EVERY_LOOP:
                 chosen, result_general, outs_general = run(sm.focal_labels, loss, prob, *call)
-                _, result_int, outs_int = run(sm.focal_int_labels, loss, prob, *call)
-                assert chosen is sm.focal_int_labels
-                assert result_general[1:] == result_int[1:]  # the first bad rows
-                np.testing.assert_allclose(result_general[0], result_int[0], rtol=2e-15)
-                for a, b in zip(outs_general, outs_int):
+                _, result_own, outs_own = run(own_kernel, loss, prob, *call)
+                assert chosen is own_kernel
+                assert result_general[1:] == result_own[1:]  # the first bad rows
+                np.testing.assert_allclose(result_general[0], result_own[0], rtol=2e-15)
+                for a, b in zip(outs_general, outs_own):
                     _assert_powers_agree(a, b, dtype)
-    general = nbloss.FocalLoss(gamma=gamma + 0.5, ignore_index=-1)
+    general = nbloss.FocalLoss(gamma=gamma + 0.25, ignore_index=-1)
     assert run(sm.focal_labels, general, general._prepare(y, raw, None), *_EVERY_LOOP[0])[0] is sm.focal_labels
 
 
-@pytest.mark.parametrize("gamma", SMALL_INT_EXPONENTS)
+@pytest.mark.parametrize(("gamma", "kind"), _OWN_KERNEL_EXPONENTS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_binary_focal_integer_gamma_kernel_matches_the_pow_kernel(gamma, dtype):
+def test_binary_focal_small_gamma_kernels_match_the_pow_kernel(gamma, kind, dtype):
     """``BinaryFocalLoss`` with gamma 0, 1, 2 or 3 runs ``binary_focal_int`` (powers by selects and products),
-    any other gamma ``binary_focal`` (``pow_unit``).  At the small integers the two kernels must agree: loss
-    sums, per-element losses, gradients and Hessians, on saturating and infinite logits, hard and soft
-    targets, with and without weights, one column and several."""
+    with 0.5, 1.5 or 2.5 ``binary_focal_half`` (products and a square root), any other gamma ``binary_focal``
+    (``pow_unit``).  At their exponents these must agree with ``binary_focal``: loss sums, per-element losses,
+    gradients and Hessians, on saturating and infinite logits, hard and soft targets, with and without
+    weights, one column and several."""
     suffix = "_f32" if dtype == np.float32 else ""  # float32 input: the kernels that compute in float32
-    pow_kernel, int_kernel = getattr(ew, "binary_focal" + suffix), getattr(ew, "binary_focal_int" + suffix)
+    pow_kernel, own_kernel = getattr(ew, "binary_focal" + suffix), getattr(ew, "binary_focal" + kind + suffix)
     col_param = np.ones(1)
-    assert nbloss.BinaryFocalLoss(gamma=gamma)._kernel_for(col_param, np.dtype(dtype)) is int_kernel
-    assert nbloss.BinaryFocalLoss(gamma=gamma + 0.5)._kernel_for(col_param, np.dtype(dtype)) is pow_kernel
+    assert nbloss.BinaryFocalLoss(gamma=gamma)._kernel_for(col_param, np.dtype(dtype)) is own_kernel
+    assert nbloss.BinaryFocalLoss(gamma=gamma + 0.25)._kernel_for(col_param, np.dtype(dtype)) is pow_kernel
     rng = np.random.default_rng(11)
     edge = np.array([0.0, 1e-300, 1e-8, 17.0, 37.0, 709.0, 745.0, 1e4, np.inf])
     z = np.concatenate([edge, -edge, rng.normal(scale=6.0, size=4000)])
@@ -564,9 +571,9 @@ def test_binary_focal_integer_gamma_kernel_matches_the_pow_kernel(gamma, dtype):
             prob = loss._prepare(yy, zz, sw)
             for call in _EVERY_LOOP:
                 result_pow, outs_pow = run(pow_kernel, loss, prob, *call)
-                result_int, outs_int = run(int_kernel, loss, prob, *call)
-                assert result_pow[1:] == result_int[1:]  # the first bad rows
-                np.testing.assert_allclose(result_pow[0], result_int[0],
+                result_own, outs_own = run(own_kernel, loss, prob, *call)
+                assert result_pow[1:] == result_own[1:]  # the first bad rows
+                np.testing.assert_allclose(result_pow[0], result_own[0],
                                            rtol=2e-15 if dtype == np.float64 else 4 * np.finfo(np.float32).eps)
-                for a, b in zip(outs_pow, outs_int):
+                for a, b in zip(outs_pow, outs_own):
                     _assert_powers_agree(a, b, dtype, float32_arithmetic=True)

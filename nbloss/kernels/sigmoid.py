@@ -18,6 +18,8 @@ from .._numerics import (
     ONE_F32,
     as_float32,
     as_float64,
+    half_int_power,
+    half_int_power_f32,
     pow_unit,
     pow_unit_f32,
     sigmoid_pair,
@@ -66,7 +68,8 @@ def _bce(y, z, pos_weight, want_loss, one, sigmoid_pair, softplus_pair, weighted
 
 @inlined
 def binary_focal_element(y, z, gamma, alpha, want_loss):
-    """Binary focal loss for ``gamma >= 0`` outside ``SMALL_INT_EXPONENTS`` (``v^gamma`` by :func:`pow_unit`)."""
+    """Binary focal loss for ``gamma >= 0`` outside ``SMALL_INT_EXPONENTS`` and ``HALF_INT_EXPONENTS``
+    (``v^gamma`` by :func:`pow_unit`)."""
     return _binary_focal(np.float64(y), z, gamma, alpha, pow_unit, 1.0, as_float64, sigmoid_pair, softplus_pair,
                          weighted)
 
@@ -75,6 +78,13 @@ def binary_focal_element(y, z, gamma, alpha, want_loss):
 def binary_focal_int_element(y, z, gamma, alpha, want_loss):
     """Binary focal loss for ``gamma`` in ``SMALL_INT_EXPONENTS`` only (``v^gamma`` by :func:`small_int_power`)."""
     return _binary_focal(np.float64(y), z, gamma, alpha, small_int_power, 1.0, as_float64, sigmoid_pair,
+                         softplus_pair, weighted)
+
+
+@inlined
+def binary_focal_half_element(y, z, gamma, alpha, want_loss):
+    """Binary focal loss for ``gamma`` in ``HALF_INT_EXPONENTS`` only (``v^gamma`` by :func:`half_int_power`)."""
+    return _binary_focal(np.float64(y), z, gamma, alpha, half_int_power, 1.0, as_float64, sigmoid_pair,
                          softplus_pair, weighted)
 
 
@@ -89,6 +99,13 @@ def binary_focal_element_f32(y, z, gamma, alpha, want_loss):
 def binary_focal_int_element_f32(y, z, gamma, alpha, want_loss):
     """:func:`binary_focal_int_element` of float32 ``y`` and ``z`` in float32 arithmetic."""
     return _binary_focal(y, z, gamma, alpha, small_int_power_f32, ONE_F32, as_float32, sigmoid_pair_f32,
+                         softplus_pair_f32, weighted_f32)
+
+
+@inlined
+def binary_focal_half_element_f32(y, z, gamma, alpha, want_loss):
+    """:func:`binary_focal_half_element` of float32 ``y`` and ``z`` in float32 arithmetic."""
+    return _binary_focal(y, z, gamma, alpha, half_int_power_f32, ONE_F32, as_float32, sigmoid_pair_f32,
                          softplus_pair_f32, weighted_f32)
 
 

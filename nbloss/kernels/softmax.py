@@ -4,10 +4,11 @@ softmax focal loss.
 Shapes: ``raw`` (n, K); ``labels`` (n,) int64; ``targets`` (n, K);
 per-class arrays (K,) float64; ``loss_out`` (n,) or (0,);
 ``grad_out``/``hess_out`` (n, K) or (0, K).  The kernels with class labels
-(``cross_entropy_labels``, ``focal_labels``, ``focal_int_labels``) are copies
-of one body, ``_labelled_kernel``, each bound to its row formula and row
-statistics (``cross_entropy_row`` and ``cross_entropy_stats``, ``focal_row``
-and ``focal_stats`` or ``focal_int_stats``) and taking their parameters as
+(``cross_entropy_labels``, ``focal_labels``, ``focal_int_labels``,
+``focal_half_labels``) are copies of one body, ``_labelled_kernel``, each
+bound to its row formula and row statistics (``cross_entropy_row`` and
+``cross_entropy_stats``, ``focal_row`` and ``focal_stats``,
+``focal_int_stats`` or ``focal_half_stats``) and taking their parameters as
 one tuple.  The statistics give a row's ``log S`` and the formula's factor
 of ``1 - p_y``; the formula gives the row's loss and writes its derivatives.
 
@@ -37,6 +38,7 @@ from .._numerics import (
     block_bounds,
     exp_nonpos,
     first_row,
+    half_int_power,
     log1p_nonneg,
     n_blocks,
     ordered_sum,
@@ -429,7 +431,7 @@ def cross_entropy_row(params, i, z, m, e, y, s_rest, log_s, factor, s, grad_scal
 @inlined
 def focal_stats(params, s_rest, u, want_loss):
     """``(log S, u^gamma)``: focal needs both for its loss and its derivatives; the power by :func:`pow_unit`
-    (for ``gamma`` outside ``SMALL_INT_EXPONENTS``)."""
+    (for ``gamma`` outside ``SMALL_INT_EXPONENTS`` and ``HALF_INT_EXPONENTS``)."""
     return log1p_nonneg(s_rest), pow_unit(u, params[1])
 
 
@@ -438,6 +440,13 @@ def focal_int_stats(params, s_rest, u, want_loss):
     """:func:`focal_stats` for ``gamma`` in ``SMALL_INT_EXPONENTS`` only: the power by
     :func:`small_int_power`'s selects and products."""
     return log1p_nonneg(s_rest), small_int_power(u, params[1])
+
+
+@inlined
+def focal_half_stats(params, s_rest, u, want_loss):
+    """:func:`focal_stats` for ``gamma`` in ``HALF_INT_EXPONENTS`` only: the power by :func:`half_int_power`'s
+    products and square root."""
+    return log1p_nonneg(s_rest), half_int_power(u, params[1])
 
 
 _TWO_64 = 2.0**64
@@ -632,8 +641,10 @@ def _labelled_kernel_for(name, row_formula, row_stats, stats_across_rows):
 
 
 cross_entropy_labels = _labelled_kernel_for("cross_entropy_labels", cross_entropy_row, cross_entropy_stats, False)
-focal_labels = _labelled_kernel_for("focal_labels", focal_row, focal_stats, True)  # gamma outside SMALL_INT_EXPONENTS
-focal_int_labels = _labelled_kernel_for("focal_int_labels", focal_row, focal_int_stats, True)  # gamma in it
+# gamma outside SMALL_INT_EXPONENTS and HALF_INT_EXPONENTS, gamma in the first, gamma in the second
+focal_labels = _labelled_kernel_for("focal_labels", focal_row, focal_stats, True)
+focal_int_labels = _labelled_kernel_for("focal_int_labels", focal_row, focal_int_stats, True)
+focal_half_labels = _labelled_kernel_for("focal_half_labels", focal_row, focal_half_stats, True)
 
 
 @parallel_kernel
