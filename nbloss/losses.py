@@ -531,7 +531,8 @@ class FocalLoss(_SoftmaxLoss):
 
         The loss of a constant prediction depends on the data only through each
         class's weighted count, so the search (L-BFGS from the cross-entropy
-        optimum) runs on K aggregated rows.
+        optimum, then Newton steps on the gradient for K <= 128) runs on K
+        aggregated rows.
         """
         prob = self._validated_labels_for_init(y_true, sample_weight)
         k = prob.raw.shape[1]
