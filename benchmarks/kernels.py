@@ -432,7 +432,7 @@ for dtype in (np.float64, np.float32):
             t_first = time.perf_counter() - t0
         loss.loss_gradient(y, r)
         loss.loss(y, r)
-print(json.dumps({"all_s": time.perf_counter() - t0, "first_call_s": t_first}))
+print(json.dumps({"all_s": time.perf_counter() - t0, "first_call_s": t_first, "losses": len(calls)}))
 """
 
 _MEMORY_PROBE = """
@@ -495,14 +495,16 @@ def startup_and_memory() -> dict:
     _bar(4, 4, "done")
     print(file=sys.stderr)
     return {"import_s": imported["import_s"], "compiled_at_import": imported["compiled"],
-            "cold_compile_all_s": cold["all_s"], "warm_first_call_s": warm["first_call_s"],
+            "cold_compile_all_s": cold["all_s"], "cold_compile_losses": cold["losses"],
+            "warm_first_call_s": warm["first_call_s"],
             "warm_all_calls_s": warm["all_s"], "memory": memory}
 
 
 def print_startup(s: dict) -> None:
     m = s["memory"]
     print(f"\nimport nbloss: {s['import_s']:.2f} s, {s['compiled_at_import']} kernels compiled at import")
-    print(f"cold compile of every kernel (3 methods x 8 losses/targets x 2 dtypes, empty cache): "
+    print(f"cold compile of every kernel (3 methods x {s['cold_compile_losses']} losses/targets x 2 dtypes, "
+          f"empty cache): "
           f"{s['cold_compile_all_s']:.1f} s")
     print(f"warm cache, fresh process: first gradient_hessian {s['warm_first_call_s']:.2f} s, "
           f"all {s['warm_all_calls_s']:.2f} s")
