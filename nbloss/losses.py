@@ -272,6 +272,38 @@ def _minimise_constant(objective, start: np.ndarray) -> np.ndarray:
                     options={"maxiter": 500, "gtol": 1e-12, "ftol": 1e-15}).x
 
 
+# the polish below takes 2K gradients of K aggregated rows a step, K^3 work: FocalLoss's init took 0.21 s at
+# K = 100 and 0.27 s at 128 with it (n = 1e5), 0.05 s at 129 without; beyond, L-BFGS's answer stands
+# (its mean gradient 3e-11 at K = 129 there)
+_POLISH_MAX_CLASSES = 128
+
+
+def _newton_polish_coupled(gradient, z: np.ndarray, steps: int = 3, h: float = 1e-6) -> np.ndarray:
+    """``z`` after up to ``steps`` Newton steps on ``gradient(z) = 0``, each kept only if it shrinks the
+    gradient's norm; the Jacobian by central differences of ``gradient``, the step by least squares (a
+    softmax loss's Jacobian is singular along the all-ones direction, which the minimum-norm step leaves).
+
+    L-BFGS stops where the loss value's rounding hides further decrease: FocalLoss at gamma 1.7 with
+    sample weights stopped with a mean gradient of 4e-10 (a Newton step on the gradient takes it to
+    rounding; the element-wise losses' polish, :meth:`_ElementwiseLoss._newton_polish`, has their exact
+    Hessian, a softmax focal loss's coupled Hessian is not at hand).
+    """
+    grad = gradient(z)
+    k = z.shape[0]
+    for _ in range(steps):
+        jac = np.empty((k, k))
+        for j in range(k):
+            shift = np.zeros(k)
+            shift[j] = h
+            jac[:, j] = (gradient(z + shift) - gradient(z - shift)) / (2.0 * h)
+        step = np.linalg.lstsq(jac, grad, rcond=None)[0]
+        new_grad = gradient(z - step)
+        if not np.linalg.norm(new_grad) < np.linalg.norm(grad):
+            break
+        z, grad = z - step, new_grad
+    return z
+
+
 def _logit(rate: np.ndarray) -> np.ndarray:
     rate = np.clip(rate, _EPS, 1.0 - _EPS)  # an all-0 or all-1 column keeps a finite margin
     return np.log(rate) - np.log1p(-rate)
@@ -551,38 +583,6 @@ class FocalLoss(_SoftmaxLoss):
         if k <= _POLISH_MAX_CLASSES:
             raw = _newton_polish_coupled(lambda z: objective(z)[1], raw)
         return raw - raw.mean()
-
-
-# the polish below takes 2K gradients of K aggregated rows a step, K^3 work: FocalLoss's init took 0.21 s at
-# K = 100 and 0.27 s at 128 with it (n = 1e5), 0.05 s at 129 without; beyond, L-BFGS's answer stands
-# (its mean gradient 3e-11 at K = 129 there)
-_POLISH_MAX_CLASSES = 128
-
-
-def _newton_polish_coupled(gradient, z: np.ndarray, steps: int = 3, h: float = 1e-6) -> np.ndarray:
-    """``z`` after up to ``steps`` Newton steps on ``gradient(z) = 0``, each kept only if it shrinks the
-    gradient's norm; the Jacobian by central differences of ``gradient``, the step by least squares (a
-    softmax loss's Jacobian is singular along the all-ones direction, which the minimum-norm step leaves).
-
-    L-BFGS stops where the loss value's rounding hides further decrease: FocalLoss at gamma 1.7 with
-    sample weights stopped with a mean gradient of 4e-10 (a Newton step on the gradient takes it to
-    rounding; the element-wise losses' polish, :meth:`_ElementwiseLoss._newton_polish`, has their exact
-    Hessian, a softmax focal loss's coupled Hessian is not at hand).
-    """
-    grad = gradient(z)
-    k = z.shape[0]
-    for _ in range(steps):
-        jac = np.empty((k, k))
-        for j in range(k):
-            shift = np.zeros(k)
-            shift[j] = h
-            jac[:, j] = (gradient(z + shift) - gradient(z - shift)) / (2.0 * h)
-        step = np.linalg.lstsq(jac, grad, rcond=None)[0]
-        new_grad = gradient(z - step)
-        if not np.linalg.norm(new_grad) < np.linalg.norm(grad):
-            break
-        z, grad = z - step, new_grad
-    return z
 
 
 # ------------------------------------------------------------------ element-wise

@@ -224,12 +224,14 @@ def test_softmax_focal_init_is_polished_to_rounding(k):
     mean gradient of 4e-10 (K = 3, gamma 1.7, weighted) where the loss value's rounding hid the rest."""
     rng = np.random.default_rng(4)
     y = rng.integers(0, k, 20_000)
+    y[y == 1] = 0  # a class with no rows: its logit stays far below the others, not pushed off by a step
     sw = rng.uniform(0.1, 2.0, y.shape[0])
     loss = nbloss.FocalLoss(gamma=1.7)
     init = loss.init_raw_prediction(y, sw)
     grad = loss.gradient(y, np.broadcast_to(init, (y.shape[0], k)), sw).sum(axis=0) / y.shape[0]
     np.testing.assert_allclose(grad, 0.0, atol=1e-14)
     assert abs(init.mean()) < 1e-12
+    assert -60.0 < init[1] < init[[0, 2]].min() - 20.0
 
 
 def test_init_raw_prediction_shapes_and_closed_forms():
