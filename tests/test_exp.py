@@ -207,17 +207,25 @@ def test_log1p_nonneg_special_values():
 
 # half_int_power, the focal kernels' power at 0.5, 1.5 and 2.5 (products and a square root).
 # Measured worst errors, float64, over the three: 1.0 ulp vs glibc's pow, 1.22 vs mpmath.
-@pytest.mark.parametrize("gamma", HALF_INT_EXPONENTS)
-def test_half_int_power_within_ulps_of_glibc_and_mpmath(gamma, worst_errors):
+def _power_ulps(apply, name, gamma, seed, worst_errors):
+    """Worst ulps of a float64 power ``apply`` at ``gamma``: ``(against glibc's pow, where, against mpmath)``,
+    glibc's over all of ``_pow_sweep``, mpmath's over 4,000 of its values drawn with ``seed``; both recorded
+    under ``name``."""
     v = _pow_sweep()
     got = np.empty_like(v)
-    _apply_half_int_power(v, gamma, got)
+    apply(v, gamma, got)
     worst, where = _worst_ulps_vs_glibc(got, v, lambda x: np.power(x, gamma))
-    worst_errors("half_int_power/ulps_vs_glibc/float64", worst)
-    assert worst <= 1.5, (worst, where)
-    sample = np.random.default_rng(8).choice(len(v), 4_000, replace=False)
+    worst_errors(f"{name}/ulps_vs_glibc/float64", worst)
+    sample = np.random.default_rng(seed).choice(len(v), 4_000, replace=False)
     worst_mp = _worst_ulps_vs_mpmath(got[sample], v[sample], lambda x: mp.power(x, mp.mpf(gamma)))
-    worst_errors("half_int_power/ulps_vs_mpmath/float64", worst_mp)
+    worst_errors(f"{name}/ulps_vs_mpmath/float64", worst_mp)
+    return worst, where, worst_mp
+
+
+@pytest.mark.parametrize("gamma", HALF_INT_EXPONENTS)
+def test_half_int_power_within_ulps_of_glibc_and_mpmath(gamma, worst_errors):
+    worst, where, worst_mp = _power_ulps(_apply_half_int_power, "half_int_power", gamma, 8, worst_errors)
+    assert worst <= 1.5, (worst, where)
     assert worst_mp <= 1.5
 
 
@@ -245,15 +253,8 @@ _POW_GAMMAS = (0.01, 0.25, 0.5, 1.5, 2.5, 4.2, 7.3)
 
 @pytest.mark.parametrize("gamma", _POW_GAMMAS)
 def test_pow_unit_within_ulps_of_glibc_and_mpmath(gamma, worst_errors):
-    v = _pow_sweep()
-    got = np.empty_like(v)
-    _apply_pow(v, gamma, got)
-    worst, where = _worst_ulps_vs_glibc(got, v, lambda x: np.power(x, gamma))
-    worst_errors("pow_unit/ulps_vs_glibc/float64", worst)
+    worst, where, worst_mp = _power_ulps(_apply_pow, "pow_unit", gamma, 7, worst_errors)
     assert worst <= 1.5, (worst, where)
-    sample = np.random.default_rng(7).choice(len(v), 4_000, replace=False)
-    worst_mp = _worst_ulps_vs_mpmath(got[sample], v[sample], lambda x: mp.power(x, mp.mpf(gamma)))
-    worst_errors("pow_unit/ulps_vs_mpmath/float64", worst_mp)
     assert worst_mp <= 1.5
 
 
@@ -340,22 +341,28 @@ _POW_F32_FULL = (1.5, 0.3)
 _POW_F32_STRIDED = (0.01, 0.25, 0.5, 2.5, 4.2, 7.3, 20.0)
 
 
+def _power_f32_ulps(power_fn, gamma, step):
+    """Worst float32 ulps of ``power_fn(v, gamma)`` against glibc's float64 ``pow`` on every ``step``-th
+    float32 in [0, 1], and where (see :func:`_float32_sweep`)."""
+
+    @njit(inline="always")
+    def power(v):
+        return power_fn(v, gamma)
+
+    @njit(inline="always")
+    def reference(v):
+        return math.pow(v, gamma)
+
+    return _float32_sweep(power, reference)(0, int(np.float32(1.0).view(np.uint32)), step)
+
+
 @pytest.mark.parametrize("gamma", HALF_INT_EXPONENTS)
 def test_half_int_power_f32_on_float32s(gamma, worst_errors):
     """``half_int_power_f32`` within 1.75 float32 ulps of ``v ** gamma`` (glibc's float64 ``pow``) on every
     61st float32 in [0, 1].  Measured: 1.54 ulps over the three (in an earlier prototype: 0.5 at 0.5, 1.29
     at 1.5, 1.54 at 2.5, 1.36 for v >= 1e-12: near float32's underflow the low part of ``v * v`` is
     subnormal and loses bits)."""
-
-    @njit(inline="always")
-    def power(v):
-        return half_int_power_f32(v, gamma)
-
-    @njit(inline="always")
-    def reference(v):
-        return math.pow(v, gamma)
-
-    worst, where = _float32_sweep(power, reference)(0, int(np.float32(1.0).view(np.uint32)), 61)
+    worst, where = _power_f32_ulps(half_int_power_f32, gamma, 61)
     worst_errors("half_int_power_f32/ulps_vs_glibc/float32", worst)
     assert worst <= 1.75, (gamma, worst, where)
 
@@ -364,17 +371,7 @@ def test_half_int_power_f32_on_float32s(gamma, worst_errors):
 def test_pow_unit_f32_on_float32s(gamma, worst_errors):
     """``pow_unit_f32`` within ``1.25 + gamma / 8`` float32 ulps of ``v ** gamma`` (glibc's float64 ``pow``,
     correctly rounded) on every float32 in [0, 1], or every 61st."""
-
-    @njit(inline="always")
-    def power(v):
-        return pow_unit_f32(v, gamma)
-
-    @njit(inline="always")
-    def reference(v):
-        return math.pow(v, gamma)
-
-    step = 1 if gamma in _POW_F32_FULL else 61
-    worst, where = _float32_sweep(power, reference)(0, int(np.float32(1.0).view(np.uint32)), step)
+    worst, where = _power_f32_ulps(pow_unit_f32, gamma, 1 if gamma in _POW_F32_FULL else 61)
     worst_errors("pow_unit_f32/ulps_vs_glibc/float32", worst)
     assert worst <= 1.25 + gamma / 8.0, (gamma, worst, where)
 
