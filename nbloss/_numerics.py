@@ -404,6 +404,55 @@ def pow_unit_f32(v, gamma):
 
 
 @inlined
+def sigmoid_power(x, gamma):
+    """``sigmoid(-x) ** gamma`` for ``gamma >= 0``, as ``exp(-gamma softplus(x))``: no logarithm of the
+    sigmoid is taken, so it costs an ``exp`` where :func:`pow_unit` of the sigmoid costs a logarithm too
+    (the focal factor ``v = 1 - p_t`` of a 0/1 target, ``x`` its logit signed by the target).
+
+    ``softplus(x) = max(x, 0) + log1p(exp(-|x|))`` (the exponential and ``log1p`` are those
+    :func:`softplus_pair` takes, which LLVM merges with these).  As in :func:`pow_unit`, an error ``d``
+    in the exponent is a relative error ``d`` of the result: ``gamma max(x, 0)`` is carried as ``p +
+    p_lo`` (fma), its sum with ``gamma`` times the tail (below ``gamma ln 2``, so its rounding is an
+    ulp of a number under ``gamma``) by TwoSum.  ``x = +inf`` gives 0, ``-inf`` gives 1, ``gamma =
+    0`` gives 1 (also for NaN), NaN stays NaN otherwise.
+    """
+    x = np.float64(x)
+    m = max(x, 0.0)
+    tail = log1p_unit(exp_nonpos(-abs(x)))
+    p = gamma * m
+    return _exp_of_softplus(p, fma(gamma, m, -p), gamma * tail, gamma == 0.0, _exp_reduce, _exp_finish, 1.0)
+
+
+@inlined
+def sigmoid_power_f32(x, gamma):
+    """:func:`sigmoid_power` of a float32 ``x`` in float32 arithmetic, ``gamma`` (float64) carried as
+    two float32s as in :func:`pow_unit_f32`."""
+    gamma = np.float64(gamma)
+    clamped = min(gamma, _TWO_100)
+    gamma_hi = np.float32(clamped)
+    gamma_lo = np.float32(clamped - np.float64(gamma_hi))
+    m = max(x, ZERO_F32)
+    tail = log1p_unit_f32(exp_nonpos_f32(-abs(x)))
+    p = gamma_hi * m
+    p_lo = fma(gamma_hi, m, -p) + gamma_lo * m
+    return _exp_of_softplus(p, p_lo, fma(gamma_hi, tail, gamma_lo * tail), gamma == 0.0, _exp_reduce_f32,
+                            _exp_finish_f32, ONE_F32)
+
+
+@inlined
+def _exp_of_softplus(p, p_lo, q, gamma_is_zero, exp_reduce, exp_finish, one):
+    """``exp(-(p + p_lo + q))``, ``p + p_lo`` the exact ``gamma max(x, 0)`` and ``q`` the tail's product
+    (see :func:`sigmoid_power`); ``p + q`` by TwoSum (either may be the larger)."""
+    s = p + q
+    s_q = s - p
+    s_lo = (p - (s - s_q)) + (q - s_q)
+    x = -s
+    e, r = exp_reduce(x)
+    power = exp_finish(x, e, r - (s_lo + p_lo))
+    return one if gamma_is_zero else power
+
+
+@inlined
 def _log_hi_lo(v, log_split, log1p_parts, ln2_hi, ln2_lo):
     """``log v = hi + lo`` for ``v > 0``, an unevaluated sum in the precision of ``v`` (see
     :func:`pow_unit`)."""

@@ -46,8 +46,14 @@ from .sigmoid import (
     binary_focal_element_f32,
     binary_focal_half_element,
     binary_focal_half_element_f32,
+    binary_focal_half_hard_element,
+    binary_focal_half_hard_element_f32,
+    binary_focal_hard_element,
+    binary_focal_hard_element_f32,
     binary_focal_int_element,
     binary_focal_int_element_f32,
+    binary_focal_int_hard_element,
+    binary_focal_int_hard_element_f32,
 )
 
 # Elements are taken a chunk at a time: one loop applies the formula to the
@@ -133,15 +139,47 @@ def _first_bad_in_chunk(yb, zb, c_lo, c_count, target_lo, target_hi, first_targe
 
 
 @inlined_by_numba
-def _flat_block(element, work, weigh, yb, zb, sb, has_sw, param, extra, target_lo, target_hi, grad_scale,
-                lb, gb, hb, kept, store_loss, want_loss, want_grad, want_hess):
+def _all_hard(yb, c_lo, c_count):
+    """Whether the chunk's ``c_count`` targets from ``c_lo`` on are all 0 or 1 (see :func:`_kernel_for`)."""
+    hard = True
+    for i in range(c_count):
+        y = yb[c_lo + i]
+        hard &= (y == 0.0) | (y == 1.0)
+    return hard
+
+
+@inlined_by_numba
+def _flat_chunk(element, work, weigh, yb, zb, sb, has_sw, param, extra, target_lo, target_hi, grad_scale, gb, hb,
+                kept, c_lo, c_count, want_loss, want_grad, want_hess):
+    """The computing loop of :func:`_flat_block` over one chunk; returns whether it holds bad input."""
+    any_bad = False
+    for i in range(c_count):
+        e = c_lo + i
+        y = yb[e]
+        z = zb[e]
+        loss, grad, hess = element(y, z, param, extra, want_loss)
+        any_bad |= _is_bad(y, z, target_lo, target_hi)
+        s = work(sb[e]) if has_sw else work(1.0)
+        if want_loss:
+            kept[i] = weigh(s, loss)
+        if want_grad:
+            gb[e] = weigh(grad_scale * s, grad)
+        if want_hess:
+            hb[e] = weigh(grad_scale * s, hess)
+    return any_bad
+
+
+@inlined_by_numba
+def _flat_block(element, hard_element, split_hard, work, weigh, yb, zb, sb, has_sw, param, extra, target_lo,
+                target_hi, grad_scale, lb, gb, hb, kept, store_loss, want_loss, want_grad, want_hess):
     """One block of flat elements (one column, or unit weights and one parameter for all columns).
 
     Called with constant ``want_*`` flags, so each use compiles to a loop
     with no branch on them.  ``kept`` is this block's (``_CHUNK``,) scratch, in the working precision
     (a float32 loop storing float64 did not vectorise);
     per-element losses (``store_loss``) are copied from it a chunk at a time,
-    outside the computing loop.
+    outside the computing loop.  With ``split_hard`` (a constant), a chunk of 0/1 targets runs
+    ``hard_element`` (see :func:`_kernel_for`).
     Returns ``(loss_sum, first_bad_target, first_bad_raw)`` as element
     offsets in the block (its length meaning none).
     """
@@ -151,20 +189,12 @@ def _flat_block(element, work, weigh, yb, zb, sb, has_sw, param, extra, target_l
     first_raw = count
     for c_lo in range(0, count, _CHUNK):
         c_count = min(_CHUNK, count - c_lo)
-        any_bad = False
-        for i in range(c_count):
-            e = c_lo + i
-            y = yb[e]
-            z = zb[e]
-            loss, grad, hess = element(y, z, param, extra, want_loss)
-            any_bad |= _is_bad(y, z, target_lo, target_hi)
-            s = work(sb[e]) if has_sw else work(1.0)
-            if want_loss:
-                kept[i] = weigh(s, loss)
-            if want_grad:
-                gb[e] = weigh(grad_scale * s, grad)
-            if want_hess:
-                hb[e] = weigh(grad_scale * s, hess)
+        if split_hard and _all_hard(yb, c_lo, c_count):
+            any_bad = _flat_chunk(hard_element, work, weigh, yb, zb, sb, has_sw, param, extra, target_lo, target_hi,
+                                  grad_scale, gb, hb, kept, c_lo, c_count, want_loss, want_grad, want_hess)
+        else:
+            any_bad = _flat_chunk(element, work, weigh, yb, zb, sb, has_sw, param, extra, target_lo, target_hi,
+                                  grad_scale, gb, hb, kept, c_lo, c_count, want_loss, want_grad, want_hess)
         if any_bad:
             first_target, first_raw = _first_bad_in_chunk(yb, zb, c_lo, c_count, target_lo, target_hi, first_target,
                                                           first_raw)
@@ -243,8 +273,9 @@ def _element_block(element, work, weigh, per_column, yb, zb, lo, n_cols, sample_
 
 
 @inlined_by_numba
-def elementwise_pass(element, work, weigh, per_column, kept, scratch, targets, raw, sample_weight, col_param, extra,
-                     target_lo, target_hi, grad_scale, loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
+def elementwise_pass(element, hard_element, split_hard, work, weigh, per_column, kept, scratch, targets, raw,
+                     sample_weight, col_param, extra, target_lo, target_hi, grad_scale, loss_out, grad_out, hess_out,
+                     want_loss, want_grad, want_hess):
     """Loss, gradient and Hessian of ``s_i * l(y_ij, z_ij)`` in one pass over the flat ``n * L`` elements.
 
     Targets must lie in ``[target_lo, target_hi]`` (NaN never does).  Blocks
@@ -258,7 +289,8 @@ def elementwise_pass(element, work, weigh, per_column, kept, scratch, targets, r
     constant-flag loop when no layout is needed; everything else, one copy
     of :func:`_element_block` that reads its flags at run time (one more copy
     per flag set cost compile time: with two, a kernel took 28 s to compile
-    against 17).
+    against 17).  ``split_hard`` (a constant) gives the first two a second loop, over
+    ``hard_element``, for chunks of 0/1 targets (see :func:`_kernel_for`).
     ``work`` casts to the kernel's working precision and ``weigh`` is the :func:`weighted` of that
     precision; the scalar arguments are cast once, here, so that a float32 kernel's loops stay float32.
     ``kept`` is (``n_blocks(n, MIN_FLAT_BLOCK)``, ``_CHUNK``) scratch of that precision, (.., 0) without
@@ -292,17 +324,17 @@ def elementwise_pass(element, work, weigh, per_column, kept, scratch, targets, r
         sb = sample_weight[lo:hi] if has_sw and n_cols == 1 else sample_weight
         kb = kept[b]
         if flat and gh:
-            acc, first_target, first_raw = _flat_block(element, work, weigh, yb, zb, sb, has_sw, param, extra,
-                                                       work_lo, work_hi, work_scale, lb, gb, hb, kb, store_loss,
-                                                       False, True, True)
+            acc, first_target, first_raw = _flat_block(element, hard_element, split_hard, work, weigh, yb, zb, sb,
+                                                       has_sw, param, extra, work_lo, work_hi, work_scale, lb, gb,
+                                                       hb, kb, store_loss, False, True, True)
         elif flat and lg:
-            acc, first_target, first_raw = _flat_block(element, work, weigh, yb, zb, sb, has_sw, param, extra,
-                                                       work_lo, work_hi, work_scale, lb, gb, hb, kb, store_loss,
-                                                       True, True, False)
-        elif flat and lonly:
-            acc, first_target, first_raw = _flat_block(element, work, weigh, yb, zb, sb, has_sw, param, extra,
-                                                       work_lo, work_hi, work_scale, lb, gb, hb, kb, store_loss,
-                                                       True, False, False)
+            acc, first_target, first_raw = _flat_block(element, hard_element, split_hard, work, weigh, yb, zb, sb,
+                                                       has_sw, param, extra, work_lo, work_hi, work_scale, lb, gb,
+                                                       hb, kb, store_loss, True, True, False)
+        elif flat and lonly:  # no split: the loss alone gains less, and each loop costs compile time
+            acc, first_target, first_raw = _flat_block(element, hard_element, False, work, weigh, yb, zb, sb,
+                                                       has_sw, param, extra, work_lo, work_hi, work_scale, lb, gb,
+                                                       hb, kb, store_loss, True, False, False)
         else:
             acc, first_target, first_raw = _element_block(element, work, weigh, per_column, yb, zb, lo, n_cols,
                                                           sample_weight, col_param, extra, work_lo, work_hi,
@@ -317,20 +349,33 @@ def elementwise_pass(element, work, weigh, per_column, kept, scratch, targets, r
 
 def _kernel(targets, raw, sample_weight, col_param, extra, target_lo, target_hi, grad_scale,
             loss_out, grad_out, hess_out, want_loss, want_grad, want_hess):
-    """The body of every element-wise kernel; each copy binds ``ELEMENT`` to its formula, ``PER_COLUMN``
+    """The body of every element-wise kernel; each copy binds ``ELEMENT`` to its formula,
+    ``HARD_ELEMENT``/``SPLIT_HARD`` to its formula for 0/1 targets and whether it has one, ``PER_COLUMN``
     to whether its columns' parameters may differ and ``WORK``/``WEIGH``/``WORK_DTYPE`` to its working
     precision."""
     kept = np.empty((n_blocks(raw.size, MIN_FLAT_BLOCK), _CHUNK if want_loss else 0), WORK_DTYPE)  # noqa: F821
     scratch = np.empty((_iget_num_threads(), 3 * _CHUNK), WORK_DTYPE)  # noqa: F821
-    return elementwise_pass(ELEMENT, WORK, WEIGH, PER_COLUMN, kept, scratch, targets, raw,  # noqa: F821
-                            sample_weight, col_param, extra, target_lo, target_hi, grad_scale, loss_out, grad_out,
-                            hess_out, want_loss, want_grad, want_hess)
+    return elementwise_pass(ELEMENT, HARD_ELEMENT, SPLIT_HARD, WORK, WEIGH, PER_COLUMN, kept,  # noqa: F821
+                            scratch, targets, raw, sample_weight, col_param, extra, target_lo, target_hi,
+                            grad_scale, loss_out, grad_out, hess_out, want_loss, want_grad, want_hess)
 
 
-def _kernel_for(name, element, per_column=False, single=False):
-    """The kernel ``name`` over ``element``; ``single``: float32 inputs, computed in float32."""
-    bindings = {"ELEMENT": element, "PER_COLUMN": per_column, "WORK": as_float32 if single else as_float64,
-                "WEIGH": weighted_f32 if single else weighted, "WORK_DTYPE": np.float32 if single else np.float64}
+def _kernel_for(name, element, hard_element=None, per_column=False, single=False):
+    """The kernel ``name`` over ``element``; ``single``: float32 inputs, computed in float32.
+
+    ``hard_element``: the same formula for a target known to be 0 or 1, which a chunk of such targets
+    runs instead (binary focal loss's skips a division, and at a general gamma :func:`pow_unit`'s
+    logarithm).  ``element`` must give a 0/1 target the same bits as ``hard_element``, so that a
+    result does not depend on its neighbours' targets (tests/test_api.py checks it).  Only the
+    gradient-and-Hessian and loss-and-gradient loops (boosting's call and fitting's) are split: each
+    loop is compile time, and with all five split the binary focal kernels of one dtype took 127 s to
+    compile cold against 74 unsplit.  Without ``hard_element`` the chunks' check and second loop are not
+    compiled at all (``SPLIT_HARD`` is a constant that Numba's branch pruning removes).
+    """
+    bindings = {"ELEMENT": element, "HARD_ELEMENT": element if hard_element is None else hard_element,
+                "SPLIT_HARD": hard_element is not None, "PER_COLUMN": per_column,
+                "WORK": as_float32 if single else as_float64, "WEIGH": weighted_f32 if single else weighted,
+                "WORK_DTYPE": np.float32 if single else np.float64}
     return parallel_kernel(renamed_copy(_kernel, name, bindings))
 
 
@@ -342,15 +387,19 @@ bce_per_column = _kernel_for("bce_per_column", bce_element, per_column=True)
 # float64 arithmetic and 1.78-1.79 for float64 inputs (two threads, alternating with the old package)
 bce_f32 = _kernel_for("bce_f32", bce_element_f32, single=True)
 bce_per_column_f32 = _kernel_for("bce_per_column_f32", bce_element_f32, per_column=True, single=True)
-binary_focal = _kernel_for("binary_focal", binary_focal_element)
-binary_focal_int = _kernel_for("binary_focal_int", binary_focal_int_element)  # gamma in SMALL_INT_EXPONENTS
-binary_focal_half = _kernel_for("binary_focal_half", binary_focal_half_element)  # gamma in HALF_INT_EXPONENTS
+binary_focal = _kernel_for("binary_focal", binary_focal_element, binary_focal_hard_element)
+# gamma in SMALL_INT_EXPONENTS and in HALF_INT_EXPONENTS
+binary_focal_int = _kernel_for("binary_focal_int", binary_focal_int_element, binary_focal_int_hard_element)
+binary_focal_half = _kernel_for("binary_focal_half", binary_focal_half_element, binary_focal_half_hard_element)
 # float32 binary focal loss in float32 arithmetic, as BCE's: ``gradient_hessian`` at n = 1e6, gamma 2, took
 # 1.97 ms against 4.23 for float64 inputs, gamma 1.5 (by pow_unit then) 3.85 against 8.73 (two threads,
 # alternating)
-binary_focal_f32 = _kernel_for("binary_focal_f32", binary_focal_element_f32, single=True)
-binary_focal_int_f32 = _kernel_for("binary_focal_int_f32", binary_focal_int_element_f32, single=True)
-binary_focal_half_f32 = _kernel_for("binary_focal_half_f32", binary_focal_half_element_f32, single=True)
+binary_focal_f32 = _kernel_for("binary_focal_f32", binary_focal_element_f32, binary_focal_hard_element_f32,
+                               single=True)
+binary_focal_int_f32 = _kernel_for("binary_focal_int_f32", binary_focal_int_element_f32,
+                                   binary_focal_int_hard_element_f32, single=True)
+binary_focal_half_f32 = _kernel_for("binary_focal_half_f32", binary_focal_half_element_f32,
+                                    binary_focal_half_hard_element_f32, single=True)
 huber = _kernel_for("huber", huber_element)
 pseudo_huber = _kernel_for("pseudo_huber", pseudo_huber_element)
 squared_error = _kernel_for("squared_error", squared_error_element)
