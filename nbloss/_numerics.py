@@ -23,7 +23,7 @@ shorter polynomials; within a few float32 ulps; see
   and ``sigmoid(-z)`` come from it without subtraction, so ``1 - p`` keeps its
   digits when ``p`` is within an ulp of 1.
 * Every exponential the kernels take has a non-positive argument (shifted
-  logits, ``-|z|``, ``gamma log v``); every logarithm is ``log1p(t)`` with
+  logits, ``-|z|``, ``gamma log v``, ``-gamma softplus(x)``); every logarithm is ``log1p(t)`` with
   ``t = exp(-|z|)`` in [0, 1] (the softplus tail), ``log1p(S')`` with ``S' >= 0``
   (a softmax row's log-sum-exp) or ``log v`` of a focal factor ``v`` in [0, 1]
   (inside ``v ** gamma``).  :func:`exp_nonpos`, :func:`log1p_unit`,
@@ -412,9 +412,10 @@ def sigmoid_power(x, gamma):
     ``softplus(x) = max(x, 0) + log1p(exp(-|x|))`` (the exponential and ``log1p`` are those
     :func:`softplus_pair` takes, which LLVM merges with these).  As in :func:`pow_unit`, an error ``d``
     in the exponent is a relative error ``d`` of the result: ``gamma max(x, 0)`` is carried as ``p +
-    p_lo`` (fma), its sum with ``gamma`` times the tail (below ``gamma ln 2``, so its rounding is an
-    ulp of a number under ``gamma``) by TwoSum.  ``x = +inf`` gives 0, ``-inf`` gives 1, ``gamma =
-    0`` gives 1 (also for NaN), NaN stays NaN otherwise.
+    p_lo`` (fma), its sum with ``gamma`` times the tail by TwoSum.  The tail (below ``ln 2``) is a
+    double, so its rounding times ``gamma`` remains: within ``1 + 1.4 gamma`` ulps (tests/test_exp.py),
+    where :func:`pow_unit` of the rounded sigmoid is within about twice that.  ``x = +inf`` gives 0,
+    ``-inf`` gives 1, ``gamma = 0`` gives 1 (also for NaN), NaN stays NaN otherwise.
     """
     x = np.float64(x)
     m = max(x, 0.0)

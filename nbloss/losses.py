@@ -773,6 +773,9 @@ class BinaryFocalLoss(_SigmoidLoss):
     Notes
     -----
     ``y_true`` has the shape of ``raw_prediction``, (n,) or (n, L), values in [0, 1].
+    0/1 targets take a shorter formula than soft ones (``gradient_hessian`` and
+    ``loss_gradient``, a run of 64 such targets at a time), which gives the same
+    values for them: an element's result never depends on its neighbours' targets.
     """
 
     _kernel_name = "binary_focal"  # and "_int" or "_half" after it (see _focal_kernel), "_f32" for float32
