@@ -392,15 +392,21 @@ def pow_unit_f32(v, gamma):
     ``gamma`` (float64) is carried as two float32s, ``gamma_hi + gamma_lo``: rounded to one, a
     ``gamma`` such as 0.3 would be off by up to 2^-25 of itself, and that times ``log v`` (down to
     -103) a relative error of the power of up to 2e-6."""
-    gamma = np.float64(gamma)
-    # beyond 2^100 every v < 1 gives 0 and 1 gives 1 alike; a gamma past float32's range would make 0 * inf
-    clamped = min(gamma, _TWO_100)
-    gamma_hi = np.float32(clamped)
-    gamma_lo = np.float32(clamped - np.float64(gamma_hi))
+    gamma_hi, gamma_lo = _gamma_f32(gamma)
     hi, lo = _log_hi_lo(v, _log_split_f32, _log1p_parts_f32, _LN2_HI_F32, _LN2_LO_F32)
     p = gamma_hi * hi
     p_lo = fma(gamma_hi, hi, -p) + fma(gamma_lo, hi, gamma_hi * lo)
     return _exp_of_sum(p, p_lo, v, gamma == 0.0, _exp_reduce_f32, _exp_finish_f32, ZERO_F32, ONE_F32)
+
+
+@inlined
+def _gamma_f32(gamma):
+    """A float64 ``gamma`` as two float32s, ``(gamma_hi, gamma_lo)`` (see :func:`pow_unit_f32`)."""
+    gamma = np.float64(gamma)
+    # beyond 2^100 every v < 1 gives 0 and 1 gives 1 alike; a gamma past float32's range would make 0 * inf
+    clamped = min(gamma, _TWO_100)
+    gamma_hi = np.float32(clamped)
+    return gamma_hi, np.float32(clamped - np.float64(gamma_hi))
 
 
 @inlined
@@ -421,36 +427,31 @@ def sigmoid_power(x, gamma):
     m = max(x, 0.0)
     tail = log1p_unit(exp_nonpos(-abs(x)))
     p = gamma * m
-    return _exp_of_softplus(p, fma(gamma, m, -p), gamma * tail, gamma == 0.0, _exp_reduce, _exp_finish, 1.0)
+    return _exp_of_softplus(p, fma(gamma, m, -p), gamma * tail, gamma == 0.0, _exp_reduce, _exp_finish, 0.0, 1.0)
 
 
 @inlined
 def sigmoid_power_f32(x, gamma):
     """:func:`sigmoid_power` of a float32 ``x`` in float32 arithmetic, ``gamma`` (float64) carried as
     two float32s as in :func:`pow_unit_f32`."""
-    gamma = np.float64(gamma)
-    clamped = min(gamma, _TWO_100)
-    gamma_hi = np.float32(clamped)
-    gamma_lo = np.float32(clamped - np.float64(gamma_hi))
+    gamma_hi, gamma_lo = _gamma_f32(gamma)
     m = max(x, ZERO_F32)
     tail = log1p_unit_f32(exp_nonpos_f32(-abs(x)))
     p = gamma_hi * m
     p_lo = fma(gamma_hi, m, -p) + gamma_lo * m
     return _exp_of_softplus(p, p_lo, fma(gamma_hi, tail, gamma_lo * tail), gamma == 0.0, _exp_reduce_f32,
-                            _exp_finish_f32, ONE_F32)
+                            _exp_finish_f32, ZERO_F32, ONE_F32)
 
 
 @inlined
-def _exp_of_softplus(p, p_lo, q, gamma_is_zero, exp_reduce, exp_finish, one):
+def _exp_of_softplus(p, p_lo, q, gamma_is_zero, exp_reduce, exp_finish, zero, one):
     """``exp(-(p + p_lo + q))``, ``p + p_lo`` the exact ``gamma max(x, 0)`` and ``q`` the tail's product
-    (see :func:`sigmoid_power`); ``p + q`` by TwoSum (either may be the larger)."""
+    (see :func:`sigmoid_power`): ``p + q`` by TwoSum (either may be the larger), then :func:`_exp_of_sum`
+    (whose ``v`` is 1 here: a power that underflows is 0 already)."""
     s = p + q
     s_q = s - p
     s_lo = (p - (s - s_q)) + (q - s_q)
-    x = -s
-    e, r = exp_reduce(x)
-    power = exp_finish(x, e, r - (s_lo + p_lo))
-    return one if gamma_is_zero else power
+    return _exp_of_sum(-s, -(s_lo + p_lo), one, gamma_is_zero, exp_reduce, exp_finish, zero, one)
 
 
 @inlined

@@ -34,7 +34,7 @@ from .._numerics import (
     weighted,
     weighted_f32,
 )
-from . import inlined, parallel_kernel
+from . import inlined, parallel_kernel, renamed_copy
 
 
 @inlined
@@ -67,91 +67,6 @@ def _bce(y, z, pos_weight, want_loss, one, sigmoid_pair, softplus_pair, weighted
     grad = neg * sig - pos * sig_neg
     hess = (pos + neg) * curv
     return loss, grad, hess
-
-
-@inlined
-def binary_focal_element(y, z, gamma, alpha, want_loss):
-    """Binary focal loss for ``gamma >= 0`` outside ``SMALL_INT_EXPONENTS`` and ``HALF_INT_EXPONENTS``
-    (``v^gamma`` by :func:`pow_unit`, or :func:`sigmoid_power` for a 0/1 target)."""
-    return _binary_focal(np.float64(y), z, gamma, alpha, False, pow_unit, sigmoid_power, 1.0, as_float64,
-                         sigmoid_pair, softplus_pair, weighted)
-
-
-@inlined
-def binary_focal_hard_element(y, z, gamma, alpha, want_loss):
-    """:func:`binary_focal_element` for a target known to be 0 or 1."""
-    return _binary_focal(np.float64(y), z, gamma, alpha, True, pow_unit, sigmoid_power, 1.0, as_float64,
-                         sigmoid_pair, softplus_pair, weighted)
-
-
-@inlined
-def binary_focal_int_element(y, z, gamma, alpha, want_loss):
-    """Binary focal loss for ``gamma`` in ``SMALL_INT_EXPONENTS`` only (``v^gamma`` by :func:`small_int_power`)."""
-    return _binary_focal(np.float64(y), z, gamma, alpha, False, small_int_power, None, 1.0, as_float64,
-                         sigmoid_pair, softplus_pair, weighted)
-
-
-@inlined
-def binary_focal_int_hard_element(y, z, gamma, alpha, want_loss):
-    """:func:`binary_focal_int_element` for a target known to be 0 or 1."""
-    return _binary_focal(np.float64(y), z, gamma, alpha, True, small_int_power, None, 1.0, as_float64,
-                         sigmoid_pair, softplus_pair, weighted)
-
-
-@inlined
-def binary_focal_half_element(y, z, gamma, alpha, want_loss):
-    """Binary focal loss for ``gamma`` in ``HALF_INT_EXPONENTS`` only (``v^gamma`` by :func:`half_int_power`)."""
-    return _binary_focal(np.float64(y), z, gamma, alpha, False, half_int_power, None, 1.0, as_float64,
-                         sigmoid_pair, softplus_pair, weighted)
-
-
-@inlined
-def binary_focal_half_hard_element(y, z, gamma, alpha, want_loss):
-    """:func:`binary_focal_half_element` for a target known to be 0 or 1."""
-    return _binary_focal(np.float64(y), z, gamma, alpha, True, half_int_power, None, 1.0, as_float64,
-                         sigmoid_pair, softplus_pair, weighted)
-
-
-@inlined
-def binary_focal_element_f32(y, z, gamma, alpha, want_loss):
-    """:func:`binary_focal_element` of float32 ``y`` and ``z`` in float32 arithmetic."""
-    return _binary_focal(y, z, gamma, alpha, False, pow_unit_f32, sigmoid_power_f32, ONE_F32, as_float32,
-                         sigmoid_pair_f32, softplus_pair_f32, weighted_f32)
-
-
-@inlined
-def binary_focal_hard_element_f32(y, z, gamma, alpha, want_loss):
-    """:func:`binary_focal_hard_element` of float32 ``y`` and ``z`` in float32 arithmetic."""
-    return _binary_focal(y, z, gamma, alpha, True, pow_unit_f32, sigmoid_power_f32, ONE_F32, as_float32,
-                         sigmoid_pair_f32, softplus_pair_f32, weighted_f32)
-
-
-@inlined
-def binary_focal_int_element_f32(y, z, gamma, alpha, want_loss):
-    """:func:`binary_focal_int_element` of float32 ``y`` and ``z`` in float32 arithmetic."""
-    return _binary_focal(y, z, gamma, alpha, False, small_int_power_f32, None, ONE_F32, as_float32,
-                         sigmoid_pair_f32, softplus_pair_f32, weighted_f32)
-
-
-@inlined
-def binary_focal_int_hard_element_f32(y, z, gamma, alpha, want_loss):
-    """:func:`binary_focal_int_hard_element` of float32 ``y`` and ``z`` in float32 arithmetic."""
-    return _binary_focal(y, z, gamma, alpha, True, small_int_power_f32, None, ONE_F32, as_float32,
-                         sigmoid_pair_f32, softplus_pair_f32, weighted_f32)
-
-
-@inlined
-def binary_focal_half_element_f32(y, z, gamma, alpha, want_loss):
-    """:func:`binary_focal_half_element` of float32 ``y`` and ``z`` in float32 arithmetic."""
-    return _binary_focal(y, z, gamma, alpha, False, half_int_power_f32, None, ONE_F32, as_float32,
-                         sigmoid_pair_f32, softplus_pair_f32, weighted_f32)
-
-
-@inlined
-def binary_focal_half_hard_element_f32(y, z, gamma, alpha, want_loss):
-    """:func:`binary_focal_half_hard_element` of float32 ``y`` and ``z`` in float32 arithmetic."""
-    return _binary_focal(y, z, gamma, alpha, True, half_int_power_f32, None, ONE_F32, as_float32,
-                         sigmoid_pair_f32, softplus_pair_f32, weighted_f32)
 
 
 @inlined
@@ -241,6 +156,51 @@ def _binary_focal_hard(scale, g, positive, p_t, v, ce, one, weighted):
     slope = scale * (gce + v)
     hess = scale * fma(gce, gp - v, (two * g + one) * (p_t * v))
     return weighted(scale, ce), -slope if positive else slope, hess
+
+
+# copies bind their globals when made (renamed_copy), so these come after _binary_focal
+def _focal_element_body(y, z, gamma, alpha, want_loss):
+    """Binary focal loss of one element (see :func:`_binary_focal`); each copy made by
+    :func:`_focal_element` binds its power, precision and whether its target is known to be 0 or 1."""
+    return _binary_focal(WORK(y), z, gamma, alpha, KNOWN_HARD, POWER, SIGMOID_POWER, ONE, WORK,  # noqa: F821
+                         SIGMOID_PAIR, SOFTPLUS_PAIR, WEIGHTED)  # noqa: F821
+
+
+_PRECISIONS = {
+    False: {"ONE": 1.0, "WORK": as_float64, "SIGMOID_PAIR": sigmoid_pair, "SOFTPLUS_PAIR": softplus_pair,
+            "WEIGHTED": weighted},
+    # float32 ``y`` and ``z`` in float32 arithmetic
+    True: {"ONE": ONE_F32, "WORK": as_float32, "SIGMOID_PAIR": sigmoid_pair_f32, "SOFTPLUS_PAIR": softplus_pair_f32,
+           "WEIGHTED": weighted_f32},
+}
+
+
+def _focal_element(name, power, sigmoid_power, single, known_hard):
+    """The element formula ``name``: :func:`_focal_element_body` with ``v^gamma`` by ``power`` (and by
+    ``sigmoid_power`` for a 0/1 target, or ``None``: ``power`` for all), float32 arithmetic if
+    ``single``, the target known to be 0 or 1 if ``known_hard`` (a copy per formula, as the kernels)."""
+    bindings = {"KNOWN_HARD": known_hard, "POWER": power, "SIGMOID_POWER": sigmoid_power, **_PRECISIONS[single]}
+    return inlined(renamed_copy(_focal_element_body, name, bindings))
+
+
+# gamma >= 0 outside SMALL_INT_EXPONENTS and HALF_INT_EXPONENTS: v^gamma by pow_unit, by sigmoid_power for a 0/1
+# target; gamma in SMALL_INT_EXPONENTS only, by small_int_power; in HALF_INT_EXPONENTS only, by half_int_power.
+# The ``_hard`` formulas are for targets known to be 0 or 1 (see nbloss.kernels.elementwise._kernel_for).
+binary_focal_element = _focal_element("binary_focal_element", pow_unit, sigmoid_power, False, False)
+binary_focal_hard_element = _focal_element("binary_focal_hard_element", pow_unit, sigmoid_power, False, True)
+binary_focal_int_element = _focal_element("binary_focal_int_element", small_int_power, None, False, False)
+binary_focal_int_hard_element = _focal_element("binary_focal_int_hard_element", small_int_power, None, False, True)
+binary_focal_half_element = _focal_element("binary_focal_half_element", half_int_power, None, False, False)
+binary_focal_half_hard_element = _focal_element("binary_focal_half_hard_element", half_int_power, None, False, True)
+binary_focal_element_f32 = _focal_element("binary_focal_element_f32", pow_unit_f32, sigmoid_power_f32, True, False)
+binary_focal_hard_element_f32 = _focal_element("binary_focal_hard_element_f32", pow_unit_f32, sigmoid_power_f32,
+                                               True, True)
+binary_focal_int_element_f32 = _focal_element("binary_focal_int_element_f32", small_int_power_f32, None, True, False)
+binary_focal_int_hard_element_f32 = _focal_element("binary_focal_int_hard_element_f32", small_int_power_f32, None,
+                                                   True, True)
+binary_focal_half_element_f32 = _focal_element("binary_focal_half_element_f32", half_int_power_f32, None, True, False)
+binary_focal_half_hard_element_f32 = _focal_element("binary_focal_half_hard_element_f32", half_int_power_f32, None,
+                                                    True, True)
 
 
 @parallel_kernel
